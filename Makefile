@@ -1,0 +1,44 @@
+# Thin wrapper over CMake.  `make` builds, `make test` runs the suite (normal
+# build, then the tests again under AddressSanitizer + UBSan), `make demo`
+# runs the built-in demo, `make bench` the benchmarks.
+BUILD   ?= build
+ASAN    ?= build-asan
+PREFIX  ?= /usr/local
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-fast test-asan demo bench install clean fuzz
+
+all: build
+
+deps:
+	@bash scripts/install-deps --check-or-install
+
+$(BUILD)/Makefile: CMakeLists.txt
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DRR_WERROR=ON $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DRR_WERROR=ON -DRR_SANITIZE=address,undefined $(CMAKE_FLAGS)
+	cmake --build $(ASAN) -j $(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RR_TEST_SCALE=small ctest --output-on-failure -j $(JOBS)
+
+test: test-fast test-asan
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/rnnrec
+
+bench: build
+	cmake --build $(BUILD) -j $(JOBS) --target benches
+	@bash bench/run.sh $(BUILD)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

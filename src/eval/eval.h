@@ -1,0 +1,20 @@
+/* eval.h - the full-catalogue ranking engine and top-k selection. */
+#ifndef RR_EVAL_H
+#define RR_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rnnrec.h"
+
+/* Rank counts of a target score in a row of n scores: n_greater items score
+ * strictly higher, n_equal score equal (the target included). */
+void rr_rank_count(const float *scores, size_t n, float target, size_t *n_greater,
+                   size_t *n_equal);
+
+/* Top-k of a score row (k <= n): indices into out_idx (and their scores into
+ * out_score if not NULL), best first; ties by lower index.  Entries whose
+ * score is -INFINITY are never returned: the tail is padded with -1. */
+void rr_topk(const float *scores, size_t n, size_t k, int32_t *out_idx, float *out_score);
+
+#endif
