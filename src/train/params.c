@@ -52,7 +52,7 @@ typedef struct preset {
     double drop_embed, drop_hidden, lr, momentum, alpha, logq, bpreg;
 } preset;
 
-/* The published best settings of GRU4Rec_PyTorch_Official (paramfiles/*). */
+/* The published best settings of GRU4Rec_PyTorch_Official (its paramfiles folder). */
 static const preset presets[] = {
     {"rsc15", RR_LOSS_CROSS_ENTROPY, 0, 100, 32, 0.0, 0.4, 0.2, 0.2, 0.5, 1.0, 0},
     {"yoochoose", RR_LOSS_CROSS_ENTROPY, 0, 480, 48, 0.0, 0.2, 0.07, 0.0, 0.2, 1.0, 0},
