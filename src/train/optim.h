@@ -1,0 +1,41 @@
+/* optim.h - optimisers over flat parameter blobs (the optimiser never knows
+ * which tensor it updates).  Dense blocks are updated whole; the large item
+ * tables (N x H) are updated sparsely: only the rows touched by the mini-
+ * batch, with duplicate rows already summed by the caller.
+ *
+ *   adagrad (GRU4Rec's, with momentum):
+ *       acc += g^2;  v = mu * v - lr * g / sqrt(acc + 1e-6);  w += v
+ *       (with mu = 0 there is no v state: w -= lr * g / sqrt(acc + 1e-6))
+ *   adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *          w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ *   sgd:   v = mu * v - lr * g;  w += v   (plain w -= lr g when mu = 0)
+ *
+ * State vectors s1/s2 have the parameter's shape: adagrad s1 = acc, s2 = v
+ * (only when momentum > 0); adam s1 = m, s2 = v; sgd s1 = v (momentum > 0). */
+#ifndef RR_OPTIM_H
+#define RR_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rnnrec.h"
+
+typedef struct rr_optim_cfg {
+    rr_optim kind;
+    double lr, momentum;
+    double beta1, beta2, eps;  /* adam */
+} rr_optim_cfg;
+
+/* How many state vectors (0, 1 or 2) the configuration needs. */
+int rr_optim_n_states(const rr_optim_cfg *c);
+
+/* t is the 1-based step count (used by adam's bias correction). */
+void rr_optim_dense(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const float *g,
+                    float *s1, float *s2);
+
+/* rows: n_rows distinct row indices; g: (n_rows, row_len) their gradients;
+ * w/s1/s2: (N, row_len) full tables. */
+void rr_optim_sparse(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows,
+                     const int32_t *rows, const float *g, float *w, float *s1, float *s2);
+
+#endif
