@@ -18,6 +18,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "evaluate a model by ranking the full catalogue"},
     {"recommend", cmd_recommend, "top-k items for a session"},
     {"info", cmd_info, "print a model file's header"},
+    {"serve", cmd_serve, "HTTP recommendation service with live session state"},
 };
 
 static void usage(FILE *f) {
