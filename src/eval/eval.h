@@ -17,4 +17,11 @@ void rr_rank_count(const float *scores, size_t n, float target, size_t *n_greate
  * score is -INFINITY are never returned: the tail is padded with -1. */
 void rr_topk(const float *scores, size_t n, size_t k, int32_t *out_idx, float *out_score);
 
+/* Both at once in one pass over a row, as the evaluation engine needs them:
+ * the rank counts of target score `target` and the top-k (k >= 1, k <= n)
+ * as in rr_topk.  Returns how many top entries were written (fewer than k
+ * when fewer items score above -INFINITY); the rest are left untouched. */
+size_t rr_rank_scan(const float *scores, size_t n, float target, size_t k, size_t *n_greater,
+                    size_t *n_equal, int32_t *top_idx, float *top_score);
+
 #endif

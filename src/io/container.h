@@ -17,6 +17,9 @@ typedef enum rr_dtype {
     RR_DT_U8 = 5
 } rr_dtype;
 
+/* "bytes", "f32", ... for listings. */
+const char *rr_dtype_name(rr_dtype dt);
+
 typedef struct rr_fwriter rr_fwriter;
 typedef struct rr_freader rr_freader;
 

@@ -33,9 +33,10 @@ typedef struct rr_model_ops {
     /* Writes kind-specific sections and metadata. */
     rr_status (*save)(const rr_model *m, rr_fwriter *w, rr_error *err);
     /* Reads kind-specific sections into a model whose common part (vocab,
-     * counts, n_items) is already filled. */
+     * counts, n_items, meta) is already filled.  The reader is freed after
+     * load returns: copy what the model keeps. */
     rr_status (*load)(rr_model *m, const rr_freader *r, rr_error *err);
-    void (*destroy)(rr_model *m);   /* frees impl */
+    void (*destroy)(rr_model *m);   /* frees impl; impl may be NULL or half-built after a failed load */
 } rr_model_ops;
 
 struct rr_model {
@@ -66,5 +67,14 @@ typedef rr_status (*rr_fit_fn)(rr_model **out, const rr_dataset *train, const rr
                                const rr_train_params *p, rr_error *err);
 const rr_model_ops *rr_model_ops_find(const char *kind);
 rr_fit_fn rr_model_fit_find(const char *kind);
+/* The registered kinds, for listings: i < rr_model_kind_count(). */
+size_t rr_model_kind_count(void);
+const char *rr_model_kind_name(size_t i);
+
+/* Appends item to the session's history WITHOUT advancing the recurrent
+ * state: the evaluation engine steps all of a block's states with one
+ * ops->step call.  rr_state_feed = push + step.  RR_ERR_RANGE for an item
+ * outside 0..n_items-1. */
+rr_status rr_state_push(rr_state *s, int32_t item);
 
 #endif

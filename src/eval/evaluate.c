@@ -1,0 +1,366 @@
+/* evaluate.c - the full-catalogue evaluation engine.
+ *
+ * Protocol (GRU4Rec's, Hidasi et al. 2016; hidasib/GRU4Rec_PyTorch_Official
+ * evaluation.py): test events whose item the model does not know are
+ * dropped (n_dropped); in what remains of each test session, every event
+ * but the first is a target, predicted from the events before it, and
+ * ranked against ALL n_items items (no sampled negatives).  With
+ * target_last only each session's last event is a target (the earlier ones
+ * are still fed).  Ranks, for n_greater items scoring above the target and
+ * n_equal scoring equal to it (the target included):
+ *   conservative  rank = n_greater + n_equal
+ *   standard      rank = n_greater + 1
+ *   median        rank = n_greater + (n_equal + 1) / 2   (mean of the two)
+ * exclude_seen sets the session's earlier items (the ones fed so far) to
+ * -inf before ranking; a target that is itself among them scores -inf and
+ * counts as a miss at every cutoff, as does a NaN target score.
+ *
+ * Metrics at each cutoff K, averaged over targets:
+ *   Recall@K = [rank <= K]             (= hit rate; one target per event)
+ *   MRR@K    = [rank <= K] / rank
+ *   NDCG@K   = [rank <= K] / log2(1 + rank)
+ * and over the top-K lists (one per target), as session-rec defines them
+ * (Ludewig & Jannach, "Evaluation of session-based recommendation
+ * algorithms", UMUAI 28, 2018):
+ *   Coverage@K   = |items in any top-K list| / n_items
+ *   Popularity@K = mean over lists of the mean of count_j / max_count over
+ *                  the list's items (training counts)
+ *
+ * Engine: session-parallel blocks as in GRU4Rec's batch evaluation.  B slots
+ * each hold one test session; every step pushes each slot's current item,
+ * advances all recurrent states with one ops->step call, scores the slots
+ * that have a target with one ops->score call into a (rows, n_items) block,
+ * and then the OpenMP threads split the rows: each row gets its rank counts
+ * and its top-K in one sorting-free pass (rank.c).  A slot whose session
+ * ends takes the next session.  Per-target values are summed in exact
+ * 128-bit fixed point (2^-62 units) in target order, so results are
+ * identical whatever the thread count or block size. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/eval.h"
+#include "models/model.h"
+#include "util/util.h"
+
+#define BLOCK_DEFAULT 256
+#define BLOCK_BYTES_MAX ((size_t)64 << 20) /* the (B, n_items) score block */
+
+void rr_eval_params_default(rr_eval_params *p) {
+    memset(p, 0, sizeof *p);
+    p->ties = RR_TIES_CONSERVATIVE;
+    p->target_last = 0;
+    p->exclude_seen = 0;
+    p->n_cutoffs = 4;
+    p->cutoffs[0] = 1;
+    p->cutoffs[1] = 5;
+    p->cutoffs[2] = 10;
+    p->cutoffs[3] = 20;
+    p->block = 0;
+    p->threads = 0;
+}
+
+/* Exact, order-independent sums of values in [0, 1]. */
+typedef unsigned __int128 fx_sum;
+static inline fx_sum fx(double v) { return (fx_sum)(uint64_t)(v * 0x1p62 + 0.5); }
+static inline double fx_mean(fx_sum s, size_t n) { return n ? (double)s * 0x1p-62 / (double)n : 0.0; }
+
+static rr_status check_params(const rr_eval_params *p, rr_error *err) {
+    if (p->n_cutoffs < 1 || p->n_cutoffs > RR_MAX_CUTOFFS)
+        return rr_err(err, RR_ERR_ARG, "cutoffs: between 1 and %d cutoffs", RR_MAX_CUTOFFS);
+    for (size_t i = 0; i < p->n_cutoffs; i++) {
+        if (p->cutoffs[i] < 1) return rr_err(err, RR_ERR_ARG, "cutoffs: must be >= 1");
+        if (i && p->cutoffs[i] <= p->cutoffs[i - 1]) return rr_err(err, RR_ERR_ARG, "cutoffs: must be ascending");
+    }
+    if (p->ties != RR_TIES_CONSERVATIVE && p->ties != RR_TIES_STANDARD && p->ties != RR_TIES_MEDIAN)
+        return rr_err(err, RR_ERR_ARG, "ties: unknown tie mode %d", (int)p->ties);
+    if (p->threads < 0) return rr_err(err, RR_ERR_ARG, "threads: must be >= 0");
+    return RR_OK;
+}
+
+/* Test sessions in model item indices, unknown items dropped, only those
+ * with at least two events left. */
+typedef struct eval_sessions {
+    size_t n;         /* sessions */
+    int64_t *off;     /* (n + 1) */
+    int32_t *items;   /* (off[n]) model item indices */
+} eval_sessions;
+
+static rr_status build_sessions(const rr_model *m, const rr_dataset *test, eval_sessions *es, size_t *dropped,
+                                rr_error *err) {
+    memset(es, 0, sizeof *es);
+    int32_t *map = NULL;
+    rr_status s = rr_dataset_map_items(test, &m->items, &map, err);
+    if (s) return s;
+    const rr_sessions *ts = &test->s;
+    es->off = rr_malloc_n(ts->n_sessions + 1, sizeof *es->off);
+    es->items = rr_malloc_n(ts->n_events, sizeof *es->items);
+    if (!es->off || !es->items) {
+        free(map);
+        free(es->off);
+        free(es->items);
+        return rr_err(err, RR_ERR_NOMEM, "out of memory for the test sessions");
+    }
+    size_t w = 0, nd = 0;
+    es->off[0] = 0;
+    for (size_t i = 0; i < ts->n_sessions; i++) {
+        size_t start = w;
+        for (int64_t e = ts->offsets[i]; e < ts->offsets[i + 1]; e++) {
+            int32_t it = map[ts->items[e]];
+            if (it < 0) nd++;
+            else es->items[w++] = it;
+        }
+        if (w - start < 2) w = start; /* no target: forget it */
+        else es->off[++es->n] = (int64_t)w;
+    }
+    free(map);
+    *dropped = nd;
+    return RR_OK;
+}
+
+/* Everything the block loop needs, allocated once. */
+typedef struct engine {
+    size_t B, ni, kmax, nc;
+    rr_state **st;      /* (B) slot states */
+    size_t *sess, *pos; /* (B) session of each slot (SIZE_MAX: idle), next event to push */
+    float **hs;         /* (B) recurrent states to step */
+    int32_t *step_items;/* (B) */
+    rr_state **rows;    /* (B) states scored this step */
+    int32_t *target;    /* (B) */
+    float *scores;      /* (B, ni) 64-byte aligned */
+    double *rank;       /* (B) rank of each row's target, 0 for a miss */
+    int32_t *top;       /* (B, kmax) top items per row */
+    float *tops;        /* (B, kmax) their scores */
+    size_t *ntop;       /* (B) */
+    uint32_t *best_pos; /* (ni) best position of each item in any top list */
+} engine;
+
+static void engine_free(engine *g) {
+    if (g->st)
+        for (size_t b = 0; b < g->B; b++) rr_state_free(g->st[b]);
+    free(g->st);
+    free(g->sess);
+    free(g->pos);
+    free(g->hs);
+    free(g->step_items);
+    free(g->rows);
+    free(g->target);
+    rr_free_aligned(g->scores);
+    free(g->rank);
+    free(g->top);
+    free(g->tops);
+    free(g->ntop);
+    free(g->best_pos);
+    memset(g, 0, sizeof *g);
+}
+
+static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax, size_t nc, rr_error *err) {
+    memset(g, 0, sizeof *g);
+    g->B = B;
+    g->ni = m->n_items;
+    g->kmax = kmax;
+    g->nc = nc;
+    size_t sb;
+    int ok = rr_mul_size(B, g->ni, &sb) && rr_mul_size(sb, sizeof(float), &sb);
+    if (ok) {
+        g->st = rr_calloc_n(B, sizeof *g->st);
+        g->sess = rr_malloc_n(B, sizeof *g->sess);
+        g->pos = rr_malloc_n(B, sizeof *g->pos);
+        g->hs = rr_malloc_n(B, sizeof *g->hs);
+        g->step_items = rr_malloc_n(B, sizeof *g->step_items);
+        g->rows = rr_malloc_n(B, sizeof *g->rows);
+        g->target = rr_malloc_n(B, sizeof *g->target);
+        g->scores = rr_alloc_aligned(sb);
+        g->rank = rr_malloc_n(B, sizeof *g->rank);
+        g->top = rr_malloc_n(B * kmax, sizeof *g->top);
+        g->tops = rr_malloc_n(B * kmax, sizeof *g->tops);
+        g->ntop = rr_malloc_n(B, sizeof *g->ntop);
+        g->best_pos = rr_malloc_n(g->ni, sizeof *g->best_pos);
+        ok = g->st && g->sess && g->pos && g->hs && g->step_items && g->rows && g->target && g->scores &&
+             g->rank && g->top && g->tops && g->ntop && g->best_pos;
+        for (size_t b = 0; ok && b < B; b++) ok = (g->st[b] = rr_state_new(m)) != NULL;
+    }
+    if (!ok) {
+        engine_free(g);
+        return rr_err(err, RR_ERR_NOMEM, "evaluation: out of memory for a block of %zu sessions x %zu items", B,
+                      m->n_items);
+    }
+    for (size_t i = 0; i < g->ni; i++) g->best_pos[i] = UINT32_MAX;
+    return RR_OK;
+}
+
+static double tie_rank(rr_ties ties, size_t ng, size_t ne) {
+    switch (ties) {
+    case RR_TIES_STANDARD: return (double)ng + 1.0;
+    case RR_TIES_MEDIAN: return (double)ng + 0.5 * ((double)ne + 1.0);
+    case RR_TIES_CONSERVATIVE: break;
+    }
+    return (double)(ng + ne);
+}
+
+/* Rank and top-K of each scored row; rows are independent, so the threads
+ * split them and every value lands in its row's slot. */
+static void rank_rows(engine *g, size_t n_rows, const rr_eval_params *p, int nt) {
+    const size_t ni = g->ni, kmax = g->kmax;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n_rows > 1 && nt > 1)
+    for (size_t r = 0; r < n_rows; r++) {
+        float *row = g->scores + r * ni;
+        const rr_state *s = g->rows[r];
+        if (p->exclude_seen)
+            for (size_t t = 0; t < s->n; t++) row[s->items[t]] = -INFINITY;
+        float tsc = row[g->target[r]];
+        size_t ng = 0, ne = 0;
+        g->ntop[r] = rr_rank_scan(row, ni, tsc, kmax, &ng, &ne, g->top + r * kmax, g->tops + r * kmax);
+        /* -inf (excluded) and NaN targets are misses. */
+        g->rank[r] = tsc > -INFINITY ? tie_rank(p->ties, ng, ne) : 0.0;
+    }
+}
+
+typedef struct sums {
+    size_t n_targets;
+    fx_sum recall[RR_MAX_CUTOFFS], mrr[RR_MAX_CUTOFFS], ndcg[RR_MAX_CUTOFFS], pop[RR_MAX_CUTOFFS];
+} sums;
+
+static void accumulate(engine *g, size_t n_rows, const rr_eval_params *p, const double *pop_share, sums *sm) {
+    for (size_t r = 0; r < n_rows; r++) {
+        double rank = g->rank[r];
+        for (size_t c = 0; c < p->n_cutoffs; c++) {
+            if (rank > 0 && rank <= (double)p->cutoffs[c]) {
+                sm->recall[c] += fx(1.0);
+                sm->mrr[c] += fx(1.0 / rank);
+                sm->ndcg[c] += fx(1.0 / log2(1.0 + rank));
+            }
+        }
+        /* Popularity: prefix sums of the list's count shares. */
+        const int32_t *top = g->top + r * g->kmax;
+        size_t nt = g->ntop[r], c = 0;
+        double cum = 0;
+        for (size_t j = 0; j <= nt && c < p->n_cutoffs; j++) {
+            while (c < p->n_cutoffs && (j == nt || j == p->cutoffs[c])) {
+                sm->pop[c] += j ? fx(cum / (double)j) : 0;
+                c++;
+            }
+            if (j < nt) cum += pop_share[top[j]];
+        }
+        for (size_t j = 0; j < nt; j++)
+            if (g->best_pos[top[j]] > j) g->best_pos[top[j]] = (uint32_t)j;
+        sm->n_targets++;
+    }
+}
+
+rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_params *p, rr_eval_result *res,
+                      rr_error *err) {
+    double t0 = rr_now();
+    memset(res, 0, sizeof *res);
+    if (!m || !test || !p) return rr_err(err, RR_ERR_ARG, "rr_evaluate: missing model, test data or parameters");
+    rr_status s = check_params(p, err);
+    if (s) return s;
+    const size_t ni = m->n_items, nc = p->n_cutoffs;
+    res->n_items = ni;
+
+    eval_sessions es;
+    s = build_sessions(m, test, &es, &res->n_dropped, err);
+    if (s) return s;
+    if (es.n == 0) {
+        free(es.off);
+        free(es.items);
+        return rr_err(err, RR_ERR_EMPTY, "no test session has two or more events with items the model knows "
+                                         "(%zu events dropped as unknown)", res->n_dropped);
+    }
+
+    size_t B = p->block;
+    if (!B) {
+        B = BLOCK_DEFAULT;
+        size_t cap = BLOCK_BYTES_MAX / (ni * sizeof(float));
+        if (B > cap) B = cap;
+        if (B < 1) B = 1;
+    }
+    if (B > es.n) B = es.n;
+    size_t kmax = p->cutoffs[nc - 1] < ni ? p->cutoffs[nc - 1] : ni;
+    engine g;
+    s = engine_init(&g, m, B, kmax, nc, err);
+    double *pop_share = rr_malloc_n(ni, sizeof *pop_share); /* (ni) count_j / max_count */
+    if (!s && !pop_share) s = rr_err(err, RR_ERR_NOMEM, "out of memory");
+    if (s) {
+        if (g.st) engine_free(&g); /* engine_init cleans up after itself */
+        free(pop_share);
+        free(es.off);
+        free(es.items);
+        return s;
+    }
+    double maxc = 0;
+    for (size_t i = 0; i < ni; i++)
+        if (m->counts[i] > maxc) maxc = m->counts[i];
+    for (size_t i = 0; i < ni; i++) pop_share[i] = maxc > 0 ? m->counts[i] / maxc : 0.0;
+
+    const int nt = rr_threads(p->threads);
+    const int recurrent = m->ops->step && g.st[0]->h;
+    sums sm;
+    memset(&sm, 0, sizeof sm);
+    size_t next = 0, active = 0;
+    for (size_t b = 0; b < B; b++) {
+        g.sess[b] = next++;
+        g.pos[b] = 0;
+        active++;
+    }
+    while (s == RR_OK && active > 0) {
+        size_t n_step = 0, n_rows = 0;
+        for (size_t b = 0; b < B; b++) {
+            if (g.sess[b] == SIZE_MAX) continue;
+            const int32_t *ev = es.items + es.off[g.sess[b]];
+            size_t len = (size_t)(es.off[g.sess[b] + 1] - es.off[g.sess[b]]), pos = g.pos[b];
+            if (rr_state_push(g.st[b], ev[pos]) != RR_OK) {
+                s = rr_err(err, RR_ERR_NOMEM, "evaluation: out of memory for a session history");
+                break;
+            }
+            if (recurrent) {
+                g.hs[n_step] = g.st[b]->h;
+                g.step_items[n_step++] = ev[pos];
+            }
+            if (!p->target_last || pos + 2 == len) {
+                g.rows[n_rows] = g.st[b];
+                g.target[n_rows++] = ev[pos + 1];
+            }
+        }
+        if (s) break;
+        if (n_step) m->ops->step(m, g.hs, g.step_items, n_step);
+        if (n_rows) {
+            s = m->ops->score(m, g.rows, n_rows, g.scores, err);
+            if (s) break;
+            rank_rows(&g, n_rows, p, nt);
+            accumulate(&g, n_rows, p, pop_share, &sm);
+        }
+        for (size_t b = 0; b < B; b++) {
+            if (g.sess[b] == SIZE_MAX) continue;
+            size_t len = (size_t)(es.off[g.sess[b] + 1] - es.off[g.sess[b]]);
+            if (++g.pos[b] + 1 < len) continue;
+            /* Session done (its last event was a target): next one. */
+            rr_state_reset(g.st[b]);
+            g.pos[b] = 0;
+            if (next < es.n) g.sess[b] = next++;
+            else {
+                g.sess[b] = SIZE_MAX;
+                active--;
+            }
+        }
+    }
+    if (s == RR_OK) {
+        res->n_targets = sm.n_targets;
+        res->n_sessions = es.n;
+        for (size_t c = 0; c < nc; c++) {
+            res->recall[c] = fx_mean(sm.recall[c], sm.n_targets);
+            res->mrr[c] = fx_mean(sm.mrr[c], sm.n_targets);
+            res->ndcg[c] = fx_mean(sm.ndcg[c], sm.n_targets);
+            res->popularity[c] = fx_mean(sm.pop[c], sm.n_targets);
+            size_t cov = 0;
+            for (size_t i = 0; i < ni; i++) cov += g.best_pos[i] < p->cutoffs[c];
+            res->coverage[c] = (double)cov / (double)ni;
+        }
+    }
+    engine_free(&g);
+    free(pop_share);
+    free(es.off);
+    free(es.items);
+    res->seconds = rr_now() - t0;
+    return s;
+}

@@ -1,0 +1,330 @@
+/* model.c - the part of a model every kind shares: the common fields, the
+ * save/load framing around a kind's own sections, live session states and
+ * top-k recommendation.  Kinds plug in through rr_model_ops (model.h) and
+ * the registry (registry.c). */
+#include "models/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/eval.h"
+#include "util/util.h"
+
+rr_status rr_model_new_common(rr_model **out, const rr_model_ops *ops, const rr_dataset *train,
+                              rr_error *err) {
+    *out = NULL;
+    if (!train || train->items.n == 0) return rr_err(err, RR_ERR_EMPTY, "training data has no items");
+    rr_model *m = calloc(1, sizeof *m);
+    if (!m) return rr_err(err, RR_ERR_NOMEM, "out of memory");
+    m->ops = ops;
+    rr_status s = rr_vocab_copy(&m->items, &train->items, err);
+    if (s == RR_OK) s = rr_dataset_item_counts(train, &m->counts, err);
+    if (s) {
+        rr_vocab_clear(&m->items);
+        free(m->counts);
+        free(m);
+        return s;
+    }
+    m->n_items = m->items.n;
+    *out = m;
+    return RR_OK;
+}
+
+rr_status rr_model_set_meta(rr_model *m, const char *key, const char *value, rr_error *err) {
+    if (!key || !*key || strlen(key) > RR_ID_MAX)
+        return rr_err(err, RR_ERR_ARG, "metadata key must be 1..%d bytes", RR_ID_MAX);
+    char *v = strdup(value);
+    if (!v) return rr_err(err, RR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (!strcmp(m->meta_keys[i], key)) {
+            free(m->meta_vals[i]);
+            m->meta_vals[i] = v;
+            return RR_OK;
+        }
+    char *k = strdup(key);
+    char **k2 = rr_realloc_n(m->meta_keys, m->n_meta + 1, sizeof *k2);
+    if (k2) m->meta_keys = k2;
+    char **v2 = k2 ? rr_realloc_n(m->meta_vals, m->n_meta + 1, sizeof *v2) : NULL;
+    if (v2) m->meta_vals = v2;
+    if (!k || !k2 || !v2) {
+        free(k);
+        free(v);
+        return rr_err(err, RR_ERR_NOMEM, "out of memory");
+    }
+    m->meta_keys[m->n_meta] = k;
+    m->meta_vals[m->n_meta] = v;
+    m->n_meta++;
+    return RR_OK;
+}
+
+void rr_model_free(rr_model *m) {
+    if (!m) return;
+    if (m->ops && m->ops->destroy) m->ops->destroy(m);
+    rr_vocab_clear(&m->items);
+    free(m->counts);
+    for (size_t i = 0; i < m->n_meta; i++) {
+        free(m->meta_keys[i]);
+        free(m->meta_vals[i]);
+    }
+    free(m->meta_keys);
+    free(m->meta_vals);
+    free(m);
+}
+
+static void kinds_list(char *buf, size_t cap) {
+    size_t p = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < rr_model_kind_count() && p + 1 < cap; i++) {
+        int w = snprintf(buf + p, cap - p, "%s%s", i ? ", " : "", rr_model_kind_name(i));
+        if (w < 0) break;
+        p += (size_t)w;
+    }
+}
+
+rr_status rr_model_train(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
+                         const rr_train_params *p, rr_error *err) {
+    *out = NULL;
+    if (!train || !p) return rr_err(err, RR_ERR_ARG, "rr_model_train: no training data or parameters");
+    const char *msg = rr_train_params_check(p);
+    if (msg) return rr_err(err, RR_ERR_ARG, "%s", msg);
+    rr_fit_fn fit = rr_model_fit_find(p->kind);
+    if (!fit) {
+        char known[256];
+        kinds_list(known, sizeof known);
+        return rr_err(err, RR_ERR_ARG, "unknown model kind '%s' (known: %s)", p->kind, known);
+    }
+    if (train->s.n_events == 0) return rr_err(err, RR_ERR_EMPTY, "training data has no events");
+    rr_model *m = NULL;
+    rr_status s = fit(&m, train, valid, p, err);
+    if (s) return s;
+    char buf[32];
+    s = rr_model_set_meta(m, "rnnrec_version", rr_version(), err);
+    snprintf(buf, sizeof buf, "%zu", train->s.n_events);
+    if (!s && !rr_model_meta(m, "train_events")) s = rr_model_set_meta(m, "train_events", buf, err);
+    snprintf(buf, sizeof buf, "%zu", train->s.n_sessions);
+    if (!s && !rr_model_meta(m, "train_sessions")) s = rr_model_set_meta(m, "train_sessions", buf, err);
+    if (s) {
+        rr_model_free(m);
+        return s;
+    }
+    *out = m;
+    return RR_OK;
+}
+
+rr_status rr_model_save(const rr_model *m, const char *path, rr_error *err) {
+    rr_fwriter *w = NULL;
+    size_t bytes;
+    if (!rr_mul_size(m->n_items, sizeof *m->counts, &bytes)) return rr_err(err, RR_ERR_NOMEM, "model too large");
+    rr_status s = rr_fw_new(&w, m->ops->kind, err);
+    if (!s) s = rr_fw_vocab(w, &m->items, err);
+    if (!s) s = rr_fw_section(w, "counts", RR_DT_F64, m->counts, bytes, err);
+    for (size_t i = 0; !s && i < m->n_meta; i++) s = rr_fw_kv(w, m->meta_keys[i], m->meta_vals[i], err);
+    if (!s) s = rr_fw_kv_int(w, "n_items", (int64_t)m->n_items, err);
+    if (!s && m->ops->save) s = m->ops->save(m, w, err);
+    if (!s) s = rr_fw_commit(w, path, err);
+    rr_fw_free(w);
+    return s;
+}
+
+static rr_status load_common(rr_model *m, const rr_freader *r, rr_error *err) {
+    rr_status s = rr_fr_vocab(r, &m->items, err);
+    if (s) return s;
+    m->n_items = m->items.n;
+    if (m->n_items == 0) return rr_err(err, RR_ERR_FORMAT, "model has an empty item vocabulary");
+    const char *nk = rr_fr_kv(r, "n_items");
+    if (nk) {
+        int64_t n;
+        s = rr_fr_kv_int(r, "n_items", &n, err);
+        if (s) return s;
+        if (n < 0 || (uint64_t)n != (uint64_t)m->n_items)
+            return rr_err(err, RR_ERR_FORMAT, "metadata says %s items, the vocabulary holds %zu", nk, m->n_items);
+    }
+    const void *cp;
+    s = rr_fr_array(r, "counts", RR_DT_F64, m->n_items, &cp, err);
+    if (s) return s;
+    m->counts = rr_malloc_n(m->n_items, sizeof *m->counts);
+    if (!m->counts) return rr_err(err, RR_ERR_NOMEM, "out of memory");
+    memcpy(m->counts, cp, m->n_items * sizeof *m->counts);
+    for (size_t i = 0; i < m->n_items; i++)
+        if (!(m->counts[i] >= 0) || !isfinite(m->counts[i]))
+            return rr_err(err, RR_ERR_FORMAT, "item count %zu is negative or not finite", i);
+    for (size_t i = 0; i < rr_fr_n_kv(r); i++) {
+        const char *k, *v;
+        rr_fr_kv_at(r, i, &k, &v);
+        s = rr_model_set_meta(m, k, v, err);
+        if (s) return s;
+    }
+    return RR_OK;
+}
+
+rr_status rr_model_load(const char *path, rr_model **out, rr_error *err) {
+    *out = NULL;
+    rr_freader *r = NULL;
+    rr_status s = rr_fr_open(path, &r, err);
+    if (s) return s;
+    const rr_model_ops *ops = rr_model_ops_find(rr_fr_kind(r));
+    if (!ops) {
+        s = rr_err(err, RR_ERR_UNSUPPORTED, "%s: model kind '%s' is not built into this rnnrec", path, rr_fr_kind(r));
+        rr_fr_free(r);
+        return s;
+    }
+    rr_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        rr_fr_free(r);
+        return rr_err(err, RR_ERR_NOMEM, "out of memory");
+    }
+    /* On failure rr_model_free calls ops->destroy, which accepts a NULL or
+     * half-built impl (model.h). */
+    m->ops = ops;
+    s = load_common(m, r, err);
+    if (!s && ops->load) s = ops->load(m, r, err);
+    rr_fr_free(r);
+    if (s) {
+        rr_err_prefix(err, "%s", path);
+        rr_model_free(m);
+        return s;
+    }
+    *out = m;
+    return RR_OK;
+}
+
+const char *rr_model_kind(const rr_model *m) { return m->ops->kind; }
+size_t rr_model_n_items(const rr_model *m) { return m->n_items; }
+
+int32_t rr_model_item_index(const rr_model *m, const char *id, size_t len) {
+    if (len > RR_ID_MAX) return -1;
+    return rr_vocab_find(&m->items, id, len);
+}
+
+const char *rr_model_item_id(const rr_model *m, int32_t idx, size_t *len) {
+    if (idx < 0 || (size_t)idx >= m->n_items) {
+        *len = 0;
+        return NULL;
+    }
+    return rr_vocab_id(&m->items, idx, len);
+}
+
+const char *rr_model_meta(const rr_model *m, const char *key) {
+    for (size_t i = 0; i < m->n_meta; i++)
+        if (!strcmp(m->meta_keys[i], key)) return m->meta_vals[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ states */
+
+static size_t state_floats(const rr_model *m) {
+    return m->ops->state_floats ? m->ops->state_floats(m) : 0;
+}
+
+static void state_init(rr_state *s) {
+    if (!s->h) return;
+    if (s->model->ops->state_init) s->model->ops->state_init(s->model, s->h);
+    else memset(s->h, 0, state_floats(s->model) * sizeof *s->h);
+}
+
+rr_state *rr_state_new(const rr_model *m) {
+    rr_state *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->model = m;
+    s->cap = 16;
+    s->items = malloc(s->cap * sizeof *s->items);
+    size_t sf = state_floats(m), bytes = 0;
+    if (sf) {
+        if (rr_mul_size(sf, sizeof(float), &bytes)) s->h = rr_alloc_aligned(bytes);
+        if (!s->h) {
+            free(s->items);
+            free(s);
+            return NULL;
+        }
+    }
+    if (!s->items) {
+        rr_free_aligned(s->h);
+        free(s);
+        return NULL;
+    }
+    state_init(s);
+    return s;
+}
+
+void rr_state_free(rr_state *s) {
+    if (!s) return;
+    free(s->items);
+    rr_free_aligned(s->h);
+    free(s);
+}
+
+void rr_state_reset(rr_state *s) {
+    s->n = 0;
+    state_init(s);
+}
+
+rr_status rr_state_push(rr_state *s, int32_t item) {
+    if (item < 0 || (size_t)item >= s->model->n_items) return RR_ERR_RANGE;
+    if (s->n == s->cap) {
+        size_t cap;
+        if (!rr_mul_size(s->cap, 2, &cap)) return RR_ERR_NOMEM;
+        int32_t *p = rr_realloc_n(s->items, cap, sizeof *p);
+        if (!p) return RR_ERR_NOMEM;
+        s->items = p;
+        s->cap = cap;
+    }
+    s->items[s->n++] = item;
+    return RR_OK;
+}
+
+rr_status rr_state_feed(rr_state *s, int32_t item) {
+    rr_status st = rr_state_push(s, item);
+    if (st) return st;
+    if (s->h && s->model->ops->step) s->model->ops->step(s->model, &s->h, &item, 1);
+    return RR_OK;
+}
+
+size_t rr_state_len(const rr_state *s) { return s->n; }
+
+/* --------------------------------------------------------------- recommend */
+
+rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n, size_t k, int exclude_seen,
+                       int32_t *items, float *scores, rr_error *err) {
+    if (n == 0 || k == 0) return RR_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!states[i] || states[i]->model != m)
+            return rr_err(err, RR_ERR_ARG, "rr_recommend: state %zu does not belong to this model", i);
+    size_t ni = m->n_items, kk = k < ni ? k : ni;
+    /* Sessions with no items yet have no meaningful model score: they get
+     * the training popularity (the counts every model keeps). */
+    size_t n_live = 0;
+    for (size_t i = 0; i < n; i++) n_live += states[i]->n > 0;
+    size_t rows = n_live + (n_live < n), bytes;
+    if (!rr_mul_size(rows, ni, &bytes) || !rr_mul_size(bytes, sizeof(float), &bytes))
+        return rr_err(err, RR_ERR_NOMEM, "rr_recommend: %zu sessions x %zu items is too large", n, ni);
+    float *buf = rr_alloc_aligned(bytes); /* (rows, ni): live rows, then a popularity row */
+    rr_state **live = rr_malloc_n(n_live ? n_live : 1, sizeof *live);
+    if (!buf || !live) {
+        rr_free_aligned(buf);
+        free(live);
+        return rr_err(err, RR_ERR_NOMEM, "rr_recommend: out of memory");
+    }
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (states[i]->n > 0) live[j++] = states[i];
+    rr_status s = RR_OK;
+    if (n_live) s = m->ops->score(m, live, n_live, buf, err);
+    if (n_live < n) {
+        float *pop = buf + n_live * ni;
+        for (size_t j = 0; j < ni; j++) pop[j] = (float)m->counts[j];
+    }
+    for (size_t i = 0, j = 0; s == RR_OK && i < n; i++) {
+        const rr_state *st = states[i];
+        float *row = st->n > 0 ? buf + (j++) * ni : buf + n_live * ni;
+        if (exclude_seen)
+            for (size_t t = 0; t < st->n; t++) row[st->items[t]] = -INFINITY;
+        rr_topk(row, ni, kk, items + i * k, scores + i * k);
+        for (size_t t = kk; t < k; t++) {
+            items[i * k + t] = -1;
+            scores[i * k + t] = -INFINITY;
+        }
+    }
+    rr_free_aligned(buf);
+    free(live);
+    return s;
+}
