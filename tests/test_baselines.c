@@ -529,6 +529,100 @@ static void test_errors(const rr_dataset *tinyd) {
     rr_dataset_free(empty);
 }
 
+/* Writes a model file with m's valid common part (vocabulary, counts) and
+ * the given kind-specific sections, then loads it. */
+typedef struct sec {
+    const char *name;
+    rr_dtype dt;
+    const void *data;
+    size_t bytes;
+} sec;
+
+static rr_status load_crafted(const rr_model *m, const char *kind, const sec *secs, size_t n_secs,
+                              const char *path, rr_error *err) {
+    rr_fwriter *w = NULL;
+    rr_status st = rr_fw_new(&w, kind, err);
+    if (!st) st = rr_fw_vocab(w, &m->items, err);
+    if (!st) st = rr_fw_section(w, "counts", RR_DT_F64, m->counts, m->n_items * sizeof(double), err);
+    if (!st) st = rr_fw_kv_int(w, "sknn.k", 10, err);
+    if (!st) st = rr_fw_kv_int(w, "sknn.sample", 10, err);
+    if (!st) st = rr_fw_kv_int(w, "iknn.k", 2, err);
+    if (!st) st = rr_fw_kv_double(w, "iknn.lambda", 20, err);
+    if (!st) st = rr_fw_kv_double(w, "iknn.alpha", 0.5, err);
+    for (size_t i = 0; !st && i < n_secs; i++)
+        st = rr_fw_section(w, secs[i].name, secs[i].dt, secs[i].data, secs[i].bytes, err);
+    if (!st) st = rr_fw_commit(w, path, err);
+    rr_fw_free(w);
+    if (st) return RR_ERR_INTERNAL; /* writing must work: report as a test failure */
+    rr_model *out = NULL;
+    st = rr_model_load(path, &out, err);
+    rr_model_free(out);
+    return st;
+}
+
+/* Structurally wrong kind sections (valid checksums) are rejected with a
+ * message; the well-formed variant of each loads. */
+static void test_bad_files(const rr_dataset *tinyd) {
+    rr_model *m = train_kind(tinyd, "pop", 0, 0, -1, -1);
+    if (!m) return;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/rr_test_baselines_bad_%ld.rr", (long)getpid());
+    rr_error err;
+    /* markov: 5 items -> off has 6 entries */
+    int64_t off_ok[6] = {0, 1, 1, 2, 2, 2}, off_dec[6] = {0, 2, 1, 2, 2, 2};
+    int32_t succ_ok[2] = {1, 3}, succ_bad[2] = {1, 7}, cnt_ok[2] = {2, 1}, cnt_bad[2] = {0, 1};
+    float sim_ok[2] = {0.5f, 0.25f}, sim_nan[2] = {NAN, 0.25f};
+    struct {
+        const char *kind;
+        sec s[3];
+        rr_status want;
+    } cases[] = {
+        {"markov", {{"markov.off", RR_DT_I64, off_ok, sizeof off_ok}, {"markov.succ", RR_DT_I32, succ_ok, 8}, {"markov.count", RR_DT_I32, cnt_ok, 8}}, RR_OK},
+        {"markov", {{"markov.off", RR_DT_I64, off_ok, sizeof off_ok}, {"markov.succ", RR_DT_I32, succ_bad, 8}, {"markov.count", RR_DT_I32, cnt_ok, 8}}, RR_ERR_FORMAT},
+        {"markov", {{"markov.off", RR_DT_I64, off_dec, sizeof off_dec}, {"markov.succ", RR_DT_I32, succ_ok, 8}, {"markov.count", RR_DT_I32, cnt_ok, 8}}, RR_ERR_FORMAT},
+        {"markov", {{"markov.off", RR_DT_I64, off_ok, sizeof off_ok}, {"markov.succ", RR_DT_I32, succ_ok, 8}, {"markov.count", RR_DT_I32, cnt_bad, 8}}, RR_ERR_FORMAT},
+        {"markov", {{"markov.off", RR_DT_I64, off_ok, 40}, {"markov.succ", RR_DT_I32, succ_ok, 8}, {"markov.count", RR_DT_I32, cnt_ok, 8}}, RR_ERR_FORMAT},
+        {"iknn", {{"iknn.off", RR_DT_I64, off_ok, sizeof off_ok}, {"iknn.nb", RR_DT_I32, succ_ok, 8}, {"iknn.sim", RR_DT_F32, sim_ok, 8}}, RR_OK},
+        {"iknn", {{"iknn.off", RR_DT_I64, off_ok, sizeof off_ok}, {"iknn.nb", RR_DT_I32, succ_bad, 8}, {"iknn.sim", RR_DT_F32, sim_ok, 8}}, RR_ERR_FORMAT},
+        {"iknn", {{"iknn.off", RR_DT_I64, off_ok, sizeof off_ok}, {"iknn.nb", RR_DT_I32, succ_ok, 8}, {"iknn.sim", RR_DT_F32, sim_nan, 8}}, RR_ERR_FORMAT},
+        {"iknn", {{"iknn.off", RR_DT_I64, off_ok, sizeof off_ok}, {"iknn.nb", RR_DT_I32, succ_ok, 8}, {"iknn.sim", RR_DT_F32, sim_ok, 4}}, RR_ERR_FORMAT},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        err.msg[0] = 0;
+        rr_status st = load_crafted(m, cases[c].kind, cases[c].s, 3, path, &err);
+        CHECK_MSG(st == cases[c].want, "%s case %zu: status %d (%s)", cases[c].kind, c, (int)st, err.msg);
+        if (cases[c].want != RR_OK) CHECK(err.msg[0] != 0);
+    }
+    /* sknn / vsknn: sessions {1 3} {0} {2 4} */
+    int64_t soff_ok[4] = {0, 2, 3, 5}, soff_empty[4] = {0, 2, 2, 5}, soff_short[4] = {0, 2, 3, 4};
+    int32_t sit_ok[5] = {1, 3, 0, 2, 4}, sit_unsorted[5] = {3, 1, 0, 2, 4}, sit_neg[5] = {1, 3, -1, 2, 4};
+    static const char *sk[] = {"sknn", "vsknn"};
+    for (size_t v = 0; v < 2; v++) {
+        struct {
+            sec s[2];
+            rr_status want;
+        } sc[] = {
+            {{{"sknn.off", RR_DT_I64, soff_ok, sizeof soff_ok}, {"sknn.items", RR_DT_I32, sit_ok, 20}}, RR_OK},
+            {{{"sknn.off", RR_DT_I64, soff_empty, sizeof soff_empty}, {"sknn.items", RR_DT_I32, sit_ok, 20}}, RR_ERR_FORMAT},
+            {{{"sknn.off", RR_DT_I64, soff_short, sizeof soff_short}, {"sknn.items", RR_DT_I32, sit_ok, 20}}, RR_ERR_FORMAT},
+            {{{"sknn.off", RR_DT_I64, soff_ok, sizeof soff_ok}, {"sknn.items", RR_DT_I32, sit_unsorted, 20}}, RR_ERR_FORMAT},
+            {{{"sknn.off", RR_DT_I64, soff_ok, sizeof soff_ok}, {"sknn.items", RR_DT_I32, sit_neg, 20}}, RR_ERR_FORMAT},
+            {{{"sknn.off", RR_DT_I64, soff_ok, 0}, {"sknn.items", RR_DT_I32, sit_ok, 20}}, RR_ERR_FORMAT},
+        };
+        for (size_t c = 0; c < sizeof sc / sizeof sc[0]; c++) {
+            err.msg[0] = 0;
+            rr_status st = load_crafted(m, sk[v], sc[c].s, 2, path, &err);
+            CHECK_MSG(st == sc[c].want, "%s case %zu: status %d (%s)", sk[v], c, (int)st, err.msg);
+            if (sc[c].want != RR_OK) CHECK(err.msg[0] != 0);
+        }
+    }
+    /* a missing section */
+    sec only_off[1] = {{"sknn.off", RR_DT_I64, soff_ok, sizeof soff_ok}};
+    CHECK(load_crafted(m, "sknn", only_off, 1, path, &err) == RR_ERR_FORMAT);
+    unlink(path);
+    rr_model_free(m);
+}
+
 int main(void) {
     rr_dataset *d = tiny();
     CHECK(d != NULL);
@@ -541,6 +635,7 @@ int main(void) {
     test_random_refs();
     test_roundtrip();
     test_errors(d);
+    test_bad_files(d);
     rr_dataset_free(d);
     return check_summary("test_baselines");
 }
