@@ -253,6 +253,42 @@ static void check_act(rr_act act, double param) {
     CHECK_MSG(ef < 1e-5, "act %d float vs double %g", (int)act, ef);
 }
 
+/* act.h's vectorisable float exp/expm1/tanh/sigmoid against libm in double
+ * over a fine sweep, the special values included. */
+static void check_fast_math(void) {
+    double e_exp = 0, e_em1 = 0, e_tanh = 0, e_sig = 0, a_tanh = 0, a_em1 = 0;
+    for (int i = -200000; i <= 200000; i++) {
+        float x = (float)i * 4.3e-4f; /* [-86, 86] */
+        double xd = (double)x;
+        double ex = exp(xd);
+        e_exp = fmax(e_exp, fabs((double)rr_fast_expf(x) - ex) / ex);
+        double em = expm1(xd), tn = tanh(xd), sg = 1.0 / (1.0 + exp(-xd));
+        double fm = (double)rr_fast_expm1f(x), ft = (double)rr_fast_tanhf(x);
+        a_em1 = fmax(a_em1, fabs(fm - em) / fmax(1.0, fabs(em)));
+        if (xd != 0) e_em1 = fmax(e_em1, fabs(fm - em) / fabs(em));
+        a_tanh = fmax(a_tanh, fabs(ft - tn));
+        if (xd != 0) e_tanh = fmax(e_tanh, fabs(ft - tn) / fabs(tn));
+        e_sig = fmax(e_sig, fabs((double)rr_fast_sigmf(x) - sg) / sg);
+    }
+    /* tiny arguments: tanh x ~ x, expm1 x ~ x to full relative precision */
+    for (float x = 1e-30f; x < 0.3f; x *= 1.37f) {
+        e_tanh = fmax(e_tanh, fabs((double)rr_fast_tanhf(-x) - tanh(-(double)x)) / tanh((double)x));
+        e_em1 = fmax(e_em1, fabs((double)rr_fast_expm1f(x) - expm1((double)x)) / expm1((double)x));
+    }
+    printf("fast float math max rel err: exp %.2e  expm1 %.2e  tanh %.2e  sigmoid %.2e\n", e_exp,
+           e_em1, e_tanh, e_sig);
+    CHECK_MSG(e_exp < 5e-7, "exp rel err %g", e_exp);
+    CHECK_MSG(e_sig < 5e-7, "sigmoid rel err %g", e_sig);
+    CHECK_MSG(e_tanh < 5e-7 && a_tanh < 2e-7, "tanh err rel %g abs %g", e_tanh, a_tanh);
+    CHECK_MSG(e_em1 < 5e-7 && a_em1 < 2e-7, "expm1 err rel %g abs %g", e_em1, a_em1);
+    CHECK(rr_fast_tanhf(0.0f) == 0.0f && rr_fast_expf(0.0f) == 1.0f && rr_fast_sigmf(0.0f) == 0.5f);
+    CHECK(rr_fast_tanhf(1e4f) == 1.0f && rr_fast_tanhf(-1e4f) == -1.0f);
+    CHECK(rr_fast_tanhf((float)INFINITY) == 1.0f && rr_fast_sigmf(-(float)INFINITY) < 1e-37f);
+    CHECK(rr_fast_sigmf(100.0f) == 1.0f && rr_fast_sigmf(-100.0f) >= 0.0f);
+    CHECK(isnan(rr_fast_expf(NAN)) && isnan(rr_fast_tanhf(NAN)) && isnan(rr_fast_sigmf(NAN)));
+    CHECK(isnan(rr_fast_expm1f(NAN)));
+}
+
 static void check_init(void) {
     rr_rng r;
     rr_rng_seed(&r, 3);
@@ -293,6 +329,7 @@ int main(void) {
     check_act(RR_ACT_ELU, 0.5);
     check_act(RR_ACT_TANH, 0);
     check_act(RR_ACT_RELU, 0);
+    check_fast_math();
     check_init();
     return check_summary("test_cells_grad");
 }

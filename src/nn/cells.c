@@ -2,32 +2,43 @@
  * double, and GRU4Rec's weight initialisation.  The kernels themselves are
  * in cell_impl.inc, compiled here once per element type. */
 #include <math.h>
+#include <string.h>
 
+#include "nn/act.h"
 #include "nn/cell.h"
 #include "nn/gemm.h"
 #include "util/util.h"
 
+#if defined(__GNUC__)
+#define RR_FORCE_INLINE static inline __attribute__((always_inline))
+#else
+#define RR_FORCE_INLINE static inline
+#endif
+
+/* float: act.h's vectorisable approximations (a few ulps) */
 #define T float
 #define SFX f32
-#define EXP expf
-#define TANH tanhf
+#define SIGM rr_fast_sigmf
+#define TANH rr_fast_tanhf
 #define GEMM rr_sgemm
 #include "nn/cell_impl.inc"
 #undef T
 #undef SFX
-#undef EXP
+#undef SIGM
 #undef TANH
 #undef GEMM
 
+/* double: libm, for the finite-difference checks */
+static inline double sigm_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 #define T double
 #define SFX f64
-#define EXP exp
+#define SIGM sigm_f64
 #define TANH tanh
 #define GEMM rr_dgemm_ref
 #include "nn/cell_impl.inc"
 #undef T
 #undef SFX
-#undef EXP
+#undef SIGM
 #undef TANH
 #undef GEMM
 
