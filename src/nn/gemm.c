@@ -4,7 +4,8 @@
  * either stream rows of B (B not transposed: c[i,:] += a_ik * b[k,:], a loop
  * the compiler vectorises) or take dot products (B transposed: rows of B are
  * the columns of op(B)).  They are the yardstick for the BLAS path and the
- * double-precision engine of the gradient checks, not a fast path. */
+ * double-precision engine of the gradient checks, not a fast path; only the
+ * row update is vectorised (it does not reorder any sum). */
 #include "nn/gemm.h"
 
 #include <cblas.h>
@@ -49,7 +50,7 @@ static void gemm_check(bool transA, bool transB, size_t M, size_t N, size_t K, s
                 for (size_t k = 0; k < K; k++) {                                              \
                     T a = alpha * (transA ? A[k * lda + i] : A[i * lda + k]);                 \
                     const T *b = B + k * ldb;                                                 \
-                    for (size_t j = 0; j < N; j++) c[j] += a * b[j];                          \
+                    _Pragma("omp simd") for (size_t j = 0; j < N; j++) c[j] += a * b[j];      \
                 }                                                                             \
             } else {                                                                          \
                 /* c[i,j] += alpha * <op(A)[i,:], B[j,:]> */                                  \
