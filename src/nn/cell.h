@@ -21,7 +21,13 @@
  *
  * Each kernel exists in float (training/inference) and double (the finite-
  * difference gradient checks); both are compiled from one source.  Kernels
- * take outputs first and accumulate parameter gradients with +=. */
+ * take outputs first and accumulate parameter gradients with +=.
+ *
+ * forward: when no backward follows (inference) cache may be NULL and
+ * state_new may alias state_prev (an in-place step).  scratch is clobbered.
+ * The float kernels use GEMM through rr_sgemm (OpenBLAS) and act.h's
+ * vectorised exp/tanh (a few ulps); the double ones the reference GEMM and
+ * libm.  Kernels are reentrant: threads may run them on disjoint buffers. */
 #ifndef RR_CELL_H
 #define RR_CELL_H
 
