@@ -113,95 +113,95 @@ static const double *fx(const fixture *f, const char *name, size_t n) {
 
 static double g_maxerr; /* largest deviation seen in the current replay */
 
-#define MAXDIFF(T)                                                                          \
-    static int maxdiff_##T(const char *what, const T *a, size_t lda, const double *ref,    \
-                           size_t rows, size_t cols, double tol) {                          \
-        double m = 0;                                                                       \
-        for (size_t i = 0; i < rows; i++)                                                   \
-            for (size_t j = 0; j < cols; j++)                                               \
-                m = fmax(m, fabs((double)a[i * lda + j] - ref[i * cols + j]));              \
-        g_maxerr = fmax(g_maxerr, m);                                                       \
-        CHECK_MSG(m <= tol, "%s: max diff %.3g > %.3g", what, m, tol);                      \
-        return m <= tol;                                                                    \
+#define MAXDIFF(T)                                                                      \
+    static int maxdiff_##T(const char *what, const T *a, size_t lda, const double *ref, \
+                           size_t rows, size_t cols, double tol) {                      \
+        double m = 0;                                                                   \
+        for (size_t i = 0; i < rows; i++)                                               \
+            for (size_t j = 0; j < cols; j++)                                           \
+                m = fmax(m, fabs((double)a[i * lda + j] - ref[i * cols + j]));          \
+        g_maxerr = fmax(g_maxerr, m);                                                   \
+        CHECK_MSG(m <= tol, "%s: max diff %.3g > %.3g", what, m, tol);                  \
+        return m <= tol;                                                                \
     }
 MAXDIFF(float)
 MAXDIFF(double)
 
-#define REPLAY(TY, SFX, GEMMF)                                                                    \
-    static void replay_##SFX(const fixture *f, const rr_cell_ops *ops, const char *label,        \
-                             double tol) {                                                       \
-        const size_t B = f->B, H = f->H, I = f->I, G = ops->gates, GH = G * H;                   \
-        const size_t sH = ops->state_mult * H, cH = ops->cache_mult * H;                         \
-        const double *Wih = fx(f, "weight_ih", GH * I), *bih = fx(f, "bias_ih", GH);             \
-        const double *Whh = fx(f, "weight_hh", GH * H), *bhh = fx(f, "bias_hh", GH);             \
-        const double *h0 = fx(f, "h0", B * H);                                                   \
-        const double *c0 = ops->state_mult == 2 ? fx(f, "c0", B * H) : h0;                       \
-        if (!Wih || !bih || !Whh || !bhh || !h0 || !c0) return;                                  \
-        TY *wih = malloc(GH * I * sizeof(TY)), *b_ih = malloc(GH * sizeof(TY));                     \
-        TY *whh = malloc(GH * H * sizeof(TY)), *b_hh = malloc(GH * sizeof(TY));                     \
-        TY *sp = calloc(B * sH, sizeof(TY)), *sn = calloc(B * sH, sizeof(TY));                      \
-        TY *cache = calloc(B * cH, sizeof(TY)), *scr = calloc(B * GH, sizeof(TY));                  \
-        TY *gi = calloc(B * GH, sizeof(TY)), *dgi = calloc(B * GH, sizeof(TY));                     \
-        TY *x = calloc(B * I, sizeof(TY)), *dh = calloc(B * H, sizeof(TY));                         \
-        TY *dx = calloc(B * I, sizeof(TY));                                                        \
-        TY *gWih = calloc(GH * I, sizeof(TY)), *gbih = calloc(GH, sizeof(TY));                      \
-        TY *gWhh = calloc(GH * H, sizeof(TY)), *gbhh = calloc(GH, sizeof(TY));                      \
-        for (size_t i = 0; i < GH * I; i++) wih[i] = (TY)Wih[i];                                  \
-        for (size_t i = 0; i < GH * H; i++) whh[i] = (TY)Whh[i];                                  \
-        for (size_t i = 0; i < GH; i++) b_ih[i] = (TY)bih[i], b_hh[i] = (TY)bhh[i];                \
-        for (size_t b = 0; b < B; b++)                                                           \
-            for (size_t j = 0; j < H; j++) {                                                     \
-                sp[b * sH + j] = (TY)h0[b * H + j];                                               \
-                if (sH == 2 * H) sp[b * sH + H + j] = (TY)c0[b * H + j];                          \
-            }                                                                                    \
-        char key[32], what[96];                                                                  \
-        for (size_t t = 0; t < f->T; t++) {                                                      \
-            snprintf(key, sizeof key, "x%zu", t);                                                \
-            const double *xt = fx(f, key, B * I);                                                \
-            snprintf(key, sizeof key, "dh%zu", t + 1);                                           \
-            const double *dht = fx(f, key, B * H);                                               \
-            snprintf(key, sizeof key, "h%zu", t + 1);                                            \
-            const double *ht = fx(f, key, B * H);                                                \
-            snprintf(key, sizeof key, "c%zu", t + 1);                                            \
-            const double *ct = sH == 2 * H ? fx(f, key, B * H) : ht;                             \
-            snprintf(key, sizeof key, "grad_x%zu", t);                                           \
-            const double *gxt = fx(f, key, B * I);                                               \
-            if (!xt || !dht || !ht || !ct || !gxt) break;                                        \
-            for (size_t i = 0; i < B * I; i++) x[i] = (TY)xt[i];                                  \
-            for (size_t i = 0; i < B * H; i++) dh[i] = (TY)dht[i];                                \
-            /* gi (B, GH) = x W_ih^TY + b_ih */                                                   \
-            GEMMF(false, true, B, GH, I, (TY)1, x, I, wih, I, (TY)0, gi, GH);                      \
-            for (size_t b = 0; b < B; b++)                                                       \
-                for (size_t k = 0; k < GH; k++) gi[b * GH + k] += b_ih[k];                       \
-            ops->forward_##SFX##_(sn, cache, B, H, gi, sp, whh, b_hh, scr);                      \
-            snprintf(what, sizeof what, "%s %s h%zu", ops->name, label, t + 1);                  \
-            maxdiff_##TY(what, sn, sH, ht, B, H, tol);                                            \
-            if (sH == 2 * H) {                                                                   \
-                snprintf(what, sizeof what, "%s %s c%zu", ops->name, label, t + 1);              \
-                maxdiff_##TY(what, sn + H, sH, ct, B, H, tol);                                    \
-            }                                                                                    \
-            ops->backward_##SFX##_(dgi, gWhh, gbhh, B, H, dh, sp, cache, whh, scr);              \
-            /* dW_ih += dgi^TY x, db_ih += colsum dgi, dx = dgi W_ih */                           \
-            GEMMF(true, false, GH, I, B, (TY)1, dgi, GH, x, I, (TY)1, gWih, I);                    \
-            for (size_t b = 0; b < B; b++)                                                       \
-                for (size_t k = 0; k < GH; k++) gbih[k] += dgi[b * GH + k];                      \
-            GEMMF(false, false, B, I, GH, (TY)1, dgi, GH, wih, I, (TY)0, dx, I);                   \
-            snprintf(what, sizeof what, "%s %s grad_x%zu", ops->name, label, t);                 \
-            maxdiff_##TY(what, dx, I, gxt, B, I, tol);                                            \
-            memcpy(sp, sn, B * sH * sizeof(TY));                                                  \
-        }                                                                                        \
-        const double *r;                                                                         \
-        snprintf(what, sizeof what, "%s %s grad_weight_ih", ops->name, label);                   \
-        if ((r = fx(f, "grad_weight_ih", GH * I))) maxdiff_##TY(what, gWih, I, r, GH, I, tol);    \
-        snprintf(what, sizeof what, "%s %s grad_bias_ih", ops->name, label);                     \
-        if ((r = fx(f, "grad_bias_ih", GH))) maxdiff_##TY(what, gbih, GH, r, 1, GH, tol);         \
-        snprintf(what, sizeof what, "%s %s grad_weight_hh", ops->name, label);                   \
-        if ((r = fx(f, "grad_weight_hh", GH * H))) maxdiff_##TY(what, gWhh, H, r, GH, H, tol);    \
-        snprintf(what, sizeof what, "%s %s grad_bias_hh", ops->name, label);                     \
-        if ((r = fx(f, "grad_bias_hh", GH))) maxdiff_##TY(what, gbhh, GH, r, 1, GH, tol);         \
-        free(wih), free(b_ih), free(whh), free(b_hh), free(sp), free(sn), free(cache);           \
-        free(scr), free(gi), free(dgi), free(x), free(dh), free(dx);                             \
-        free(gWih), free(gbih), free(gWhh), free(gbhh);                                          \
+#define REPLAY(TY, SFX, GEMMF)                                                                 \
+    static void replay_##SFX(const fixture *f, const rr_cell_ops *ops, const char *label,      \
+                             double tol) {                                                     \
+        const size_t B = f->B, H = f->H, I = f->I, G = ops->gates, GH = G * H;                 \
+        const size_t sH = ops->state_mult * H, cH = ops->cache_mult * H;                       \
+        const double *Wih = fx(f, "weight_ih", GH * I), *bih = fx(f, "bias_ih", GH);           \
+        const double *Whh = fx(f, "weight_hh", GH * H), *bhh = fx(f, "bias_hh", GH);           \
+        const double *h0 = fx(f, "h0", B * H);                                                 \
+        const double *c0 = ops->state_mult == 2 ? fx(f, "c0", B * H) : h0;                     \
+        if (!Wih || !bih || !Whh || !bhh || !h0 || !c0) return;                                \
+        TY *wih = malloc(GH * I * sizeof(TY)), *b_ih = malloc(GH * sizeof(TY));                \
+        TY *whh = malloc(GH * H * sizeof(TY)), *b_hh = malloc(GH * sizeof(TY));                \
+        TY *sp = calloc(B * sH, sizeof(TY)), *sn = calloc(B * sH, sizeof(TY));                 \
+        TY *cache = calloc(B * cH, sizeof(TY)), *scr = calloc(B * GH, sizeof(TY));             \
+        TY *gi = calloc(B * GH, sizeof(TY)), *dgi = calloc(B * GH, sizeof(TY));                \
+        TY *x = calloc(B * I, sizeof(TY)), *dh = calloc(B * H, sizeof(TY));                    \
+        TY *dx = calloc(B * I, sizeof(TY));                                                    \
+        TY *gWih = calloc(GH * I, sizeof(TY)), *gbih = calloc(GH, sizeof(TY));                 \
+        TY *gWhh = calloc(GH * H, sizeof(TY)), *gbhh = calloc(GH, sizeof(TY));                 \
+        for (size_t i = 0; i < GH * I; i++) wih[i] = (TY)Wih[i];                               \
+        for (size_t i = 0; i < GH * H; i++) whh[i] = (TY)Whh[i];                               \
+        for (size_t i = 0; i < GH; i++) b_ih[i] = (TY)bih[i], b_hh[i] = (TY)bhh[i];            \
+        for (size_t b = 0; b < B; b++)                                                         \
+            for (size_t j = 0; j < H; j++) {                                                   \
+                sp[b * sH + j] = (TY)h0[b * H + j];                                            \
+                if (sH == 2 * H) sp[b * sH + H + j] = (TY)c0[b * H + j];                       \
+            }                                                                                  \
+        char key[32], what[96];                                                                \
+        for (size_t t = 0; t < f->T; t++) {                                                    \
+            snprintf(key, sizeof key, "x%zu", t);                                              \
+            const double *xt = fx(f, key, B * I);                                              \
+            snprintf(key, sizeof key, "dh%zu", t + 1);                                         \
+            const double *dht = fx(f, key, B * H);                                             \
+            snprintf(key, sizeof key, "h%zu", t + 1);                                          \
+            const double *ht = fx(f, key, B * H);                                              \
+            snprintf(key, sizeof key, "c%zu", t + 1);                                          \
+            const double *ct = sH == 2 * H ? fx(f, key, B * H) : ht;                           \
+            snprintf(key, sizeof key, "grad_x%zu", t);                                         \
+            const double *gxt = fx(f, key, B * I);                                             \
+            if (!xt || !dht || !ht || !ct || !gxt) break;                                      \
+            for (size_t i = 0; i < B * I; i++) x[i] = (TY)xt[i];                               \
+            for (size_t i = 0; i < B * H; i++) dh[i] = (TY)dht[i];                             \
+            /* gi (B, GH) = x W_ih^TY + b_ih */                                                \
+            GEMMF(false, true, B, GH, I, (TY)1, x, I, wih, I, (TY)0, gi, GH);                  \
+            for (size_t b = 0; b < B; b++)                                                     \
+                for (size_t k = 0; k < GH; k++) gi[b * GH + k] += b_ih[k];                     \
+            ops->forward_##SFX##_(sn, cache, B, H, gi, sp, whh, b_hh, scr);                    \
+            snprintf(what, sizeof what, "%s %s h%zu", ops->name, label, t + 1);                \
+            maxdiff_##TY(what, sn, sH, ht, B, H, tol);                                         \
+            if (sH == 2 * H) {                                                                 \
+                snprintf(what, sizeof what, "%s %s c%zu", ops->name, label, t + 1);            \
+                maxdiff_##TY(what, sn + H, sH, ct, B, H, tol);                                 \
+            }                                                                                  \
+            ops->backward_##SFX##_(dgi, gWhh, gbhh, B, H, dh, sp, cache, whh, scr);            \
+            /* dW_ih += dgi^TY x, db_ih += colsum dgi, dx = dgi W_ih */                        \
+            GEMMF(true, false, GH, I, B, (TY)1, dgi, GH, x, I, (TY)1, gWih, I);                \
+            for (size_t b = 0; b < B; b++)                                                     \
+                for (size_t k = 0; k < GH; k++) gbih[k] += dgi[b * GH + k];                    \
+            GEMMF(false, false, B, I, GH, (TY)1, dgi, GH, wih, I, (TY)0, dx, I);               \
+            snprintf(what, sizeof what, "%s %s grad_x%zu", ops->name, label, t);               \
+            maxdiff_##TY(what, dx, I, gxt, B, I, tol);                                         \
+            memcpy(sp, sn, B * sH * sizeof(TY));                                               \
+        }                                                                                      \
+        const double *r;                                                                       \
+        snprintf(what, sizeof what, "%s %s grad_weight_ih", ops->name, label);                 \
+        if ((r = fx(f, "grad_weight_ih", GH * I))) maxdiff_##TY(what, gWih, I, r, GH, I, tol); \
+        snprintf(what, sizeof what, "%s %s grad_bias_ih", ops->name, label);                   \
+        if ((r = fx(f, "grad_bias_ih", GH))) maxdiff_##TY(what, gbih, GH, r, 1, GH, tol);      \
+        snprintf(what, sizeof what, "%s %s grad_weight_hh", ops->name, label);                 \
+        if ((r = fx(f, "grad_weight_hh", GH * H))) maxdiff_##TY(what, gWhh, H, r, GH, H, tol); \
+        snprintf(what, sizeof what, "%s %s grad_bias_hh", ops->name, label);                   \
+        if ((r = fx(f, "grad_bias_hh", GH))) maxdiff_##TY(what, gbhh, GH, r, 1, GH, tol);      \
+        free(wih), free(b_ih), free(whh), free(b_hh), free(sp), free(sn), free(cache);         \
+        free(scr), free(gi), free(dgi), free(x), free(dh), free(dx);                           \
+        free(gWih), free(gbih), free(gWhh), free(gbhh);                                        \
     }
 
 /* The ops table names the float kernels forward/backward; give both types
