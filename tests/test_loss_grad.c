@@ -223,6 +223,16 @@ static void check_expf(void) {
     }
     printf("fast expf: max relative error %.3g over [-87, 88]\n", worst);
     CHECK_MSG(worst < 2.5e-7, "fast expf relative error %.3g", worst);
+    double lw = 0;
+    for (int i = 0; i <= n; i++) {
+        /* e = exp(-|x|) spans [1e-38, 1]: sample it log-uniformly and linearly */
+        float e = i % 2 ? (float)exp(-87.0 * i / n) : (float)((double)i / n);
+        double ref = log1p((double)e);
+        double er = ref > 0 ? fabs((double)rr_loss_log1pf(e) - ref) / ref : fabs((double)rr_loss_log1pf(e));
+        if (er > lw) lw = er;
+    }
+    printf("fast log1pf: max relative error %.3g over [0, 1]\n", lw);
+    CHECK_MSG(lw < 3e-7, "fast log1pf relative error %.3g", lw);
     CHECK(rr_loss_expf(-100.0f) == 0.0f);
     CHECK(rr_loss_expf(-1e30f) == 0.0f);
     CHECK(isfinite(rr_loss_expf(1e30f)));

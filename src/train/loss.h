@@ -86,5 +86,7 @@ void rr_loss_logq_fill(float *logq_col, size_t B, size_t C, const int32_t *items
 
 /* The float exp the losses use (vectorisable, ~1 ulp; 0 below -87.3). */
 float rr_loss_expf(float x);
+/* The float log1p the losses use, for e in [0, 1] only (~1 ulp). */
+float rr_loss_log1pf(float e);
 
 #endif
