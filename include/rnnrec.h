@@ -111,6 +111,94 @@ size_t rr_dataset_n_sessions(const rr_dataset *d);
 size_t rr_dataset_n_items(const rr_dataset *d);
 /* Rows skipped under max_bad_rows by the read that made d. */
 size_t rr_dataset_n_bad_rows(const rr_dataset *d);
+/* Writes d as TSV (session_id, item_id, timestamp; original ids; times
+ * printed exactly), atomically: a failed write leaves no partial file. */
+rr_status rr_dataset_write_tsv(const rr_dataset *d, const char *path, rr_error *err);
+
+/* Synthetic clickstreams with learnable sequential structure.  Items have
+ * Zipf popularity and belong to latent topics; each item has a few
+ * preferred successors (mostly in its topic).  A session starts in a topic
+ * and at each step follows a successor with p_follow, re-clicks an earlier
+ * item with p_repeat, or else draws from its topic's popularity, switching
+ * topic with p_switch first.  Lengths are 1 + floor(lognormal), heavy
+ * tailed, capped at 200; times are integer seconds from `epoch` over `days`
+ * days with lognormal in-session gaps.  Deterministic given seed. */
+typedef struct rr_synth_params {
+    uint64_t seed;         /* 1 */
+    size_t n_events;       /* 200000 */
+    size_t n_items;        /* 5000 */
+    size_t n_topics;       /* 50 */
+    double zipf;           /* popularity exponent (1.0) */
+    double mean_length;    /* mean session length (4.5), >= 1 */
+    double days;           /* time span (30) */
+    size_t n_successors;   /* preferred successors per item (4) */
+    double p_follow;       /* follow a preferred successor (0.5) */
+    double p_switch;       /* switch topic on a topic draw (0.1) */
+    double p_repeat;       /* re-click an earlier item of the session (0.05) */
+    double p_cross;        /* a successor is from another topic (0.15) */
+    int64_t epoch;         /* first timestamp, Unix seconds (1577836800) */
+} rr_synth_params;
+
+void rr_synth_params_default(rr_synth_params *p);
+/* NULL when p is valid, else which field is wrong. */
+const char *rr_synth_params_check(const rr_synth_params *p);
+/* Generates the whole log in memory (same events as rr_synth_write). */
+rr_status rr_synth_generate(const rr_synth_params *p, rr_dataset **out, rr_error *err);
+/* Streams the log as TSV to path (atomically; a ".gz" suffix writes gzip). */
+rr_status rr_synth_write(const rr_synth_params *p, const char *path, rr_error *err);
+/* Same to an open file descriptor (e.g. 1 for stdout); gzip 1 compresses. */
+rr_status rr_synth_write_fd(const rr_synth_params *p, int fd, int gzip, rr_error *err);
+
+/* Preprocessing: session cutting, filters to a fixpoint, and splits.
+ * Times are in seconds (days = 86400 s); for order-index timestamps the day
+ * based options are not meaningful. */
+typedef enum rr_split {
+    RR_SPLIT_TIME = 0,     /* sessions starting in the last test_days -> test */
+    RR_SPLIT_LOO,          /* leave-one-out per user */
+    RR_SPLIT_NONE          /* everything -> train */
+} rr_split;
+
+typedef struct rr_prep_params {
+    int dedup;                 /* drop consecutive duplicate items (0) */
+    size_t min_item_support;   /* items with fewer events are dropped (5) */
+    size_t min_session_length; /* shorter sessions are dropped (2) */
+    double session_gap;        /* cut sessions at gaps > this many seconds; 0 off */
+    rr_split split;            /* RR_SPLIT_TIME */
+    double test_days;          /* time split: test span (1) */
+    double valid_days;         /* valid carved from train by time; 0 off (0) */
+    int loo_valid;             /* leave-one-out: also make valid (0) */
+} rr_prep_params;
+
+typedef struct rr_prep_stats {
+    size_t in_events, in_sessions, in_items;
+    size_t gap_sessions;       /* sessions after session_gap cutting */
+    size_t passes;             /* filter passes until nothing changed */
+    size_t dedup_events;       /* events dropped as consecutive duplicates */
+    size_t support_events;     /* events dropped: item under min support */
+    size_t support_items;      /* distinct items dropped */
+    size_t short_sessions;     /* sessions dropped: too short */
+    size_t short_events;       /* their events */
+    size_t kept_events, kept_sessions, kept_items; /* after the filters */
+    size_t test_unknown_events, test_short_sessions;   /* time split */
+    size_t valid_unknown_events, valid_short_sessions; /* valid carve */
+    double t_min, t_max;       /* time range after the filters */
+    double test_cut, valid_cut;/* sessions starting at >= cut went out */
+} rr_prep_stats;
+
+typedef struct rr_prep_result {
+    rr_dataset *train, *valid, *test; /* valid / test NULL when not made */
+    rr_prep_stats stats;
+} rr_prep_result;
+
+void rr_prep_params_default(rr_prep_params *p);
+const char *rr_prep_params_check(const rr_prep_params *p);
+/* Runs the preprocessing on in (unchanged); res gets new datasets. */
+rr_status rr_prep_run(const rr_dataset *in, const rr_prep_params *p, rr_prep_result *res,
+                      rr_error *err);
+/* Writes train.tsv, valid.tsv, test.tsv (those made) into dir (created if
+ * missing). */
+rr_status rr_prep_write(const rr_prep_result *res, const char *dir, rr_error *err);
+void rr_prep_result_free(rr_prep_result *res);
 
 /* ----------------------------------------------------------------- model */
 
