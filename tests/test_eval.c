@@ -537,6 +537,9 @@ static void random_models(void) {
 int main(void) {
     hand_case();
     kernels_vs_brute();
+    rr_rank_force_portable(1); /* both kernel paths against the brute force */
+    kernels_vs_brute();
+    rr_rank_force_portable(0);
     random_models();
     return check_summary("test_eval");
 }

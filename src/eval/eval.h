@@ -24,4 +24,8 @@ void rr_topk(const float *scores, size_t n, size_t k, int32_t *out_idx, float *o
 size_t rr_rank_scan(const float *scores, size_t n, float target, size_t k, size_t *n_greater,
                     size_t *n_equal, int32_t *top_idx, float *top_score);
 
+/* Testing hook: 1 forces the portable kernels even where AVX2 is available
+ * (not thread-safe; set it before ranking starts). */
+void rr_rank_force_portable(int on);
+
 #endif

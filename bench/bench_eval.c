@@ -1,0 +1,175 @@
+/* bench_eval.c - evaluation throughput (targets per second) of the
+ * full-catalogue engine.
+ *
+ * 1. Synthetic: POP on 43,097 items (diginetica-srgnn's catalogue size) with
+ *    Zipf counts, ~60k targets, 1 and 2 threads.
+ * 2. diginetica-srgnn from $RR_SHARED_DATA when present: train = sessions
+ *    1..186,670, test = 186,671.. (the SR-GNN split, 60,858 targets), for
+ *    POP and, when built in, spop and markov.
+ * Usage: bench_eval [threads] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/dataset.h"
+#include "models/model.h"
+#include "rnnrec.h"
+#include "util/util.h"
+
+static int die(const rr_error *err) {
+    fprintf(stderr, "bench_eval: %s\n", err->msg);
+    return 1;
+}
+
+/* A dataset with items "0".."ni-1" and the given sessions. */
+static rr_dataset *synth(rr_rng *rng, size_t ni, size_t n_sess, size_t mean_len, const double *cdf) {
+    rr_dataset *d = rr_dataset_new();
+    size_t *len = malloc(n_sess * sizeof *len), ne = 0;
+    for (size_t s = 0; s < n_sess; s++) {
+        len[s] = 2 + (size_t)rr_rng_below(rng, 2 * mean_len - 3);
+        ne += len[s];
+    }
+    rr_sessions_alloc(&d->s, n_sess, ne, NULL);
+    d->sess_id = malloc(n_sess * sizeof *d->sess_id);
+    rr_vocab_reserve(&d->items, ni, NULL);
+    char id[32];
+    for (size_t i = 0; i < ni; i++) {
+        int32_t idx;
+        snprintf(id, sizeof id, "%zu", i);
+        rr_vocab_add(&d->items, id, strlen(id), &idx, NULL);
+    }
+    size_t e = 0;
+    for (size_t s = 0; s < n_sess; s++) {
+        snprintf(id, sizeof id, "%zu", s);
+        rr_vocab_add(&d->sessions, id, strlen(id), &d->sess_id[s], NULL);
+        for (size_t j = 0; j < len[s]; j++, e++) {
+            double u = rr_rng_uniform(rng);
+            size_t lo = 0, hi = ni - 1;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (cdf[mid] < u) lo = mid + 1;
+                else hi = mid;
+            }
+            d->s.items[e] = (int32_t)lo;
+            d->s.times[e] = (double)e;
+        }
+        d->s.offsets[s + 1] = (int64_t)e;
+    }
+    free(len);
+    return d;
+}
+
+/* The sessions of d whose numeric id is (>= cut) == want_test, with their
+ * own item vocabulary. */
+static rr_dataset *subset(const rr_dataset *d, long cut, int want_test) {
+    rr_dataset *o = rr_dataset_new();
+    size_t ns = 0, ne = 0;
+    for (size_t s = 0; s < d->s.n_sessions; s++) {
+        size_t l;
+        const char *id = rr_vocab_id(&d->sessions, d->sess_id[s], &l);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*s", (int)l, id);
+        if ((atol(buf) >= cut) == want_test) {
+            ns++;
+            ne += rr_session_len(&d->s, s);
+        }
+    }
+    rr_sessions_alloc(&o->s, ns, ne, NULL);
+    o->sess_id = malloc((ns ? ns : 1) * sizeof *o->sess_id);
+    size_t w = 0, e = 0;
+    for (size_t s = 0; s < d->s.n_sessions; s++) {
+        size_t l;
+        const char *id = rr_vocab_id(&d->sessions, d->sess_id[s], &l);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*s", (int)l, id);
+        if ((atol(buf) >= cut) != want_test) continue;
+        rr_vocab_add(&o->sessions, id, l, &o->sess_id[w], NULL);
+        for (int64_t k = d->s.offsets[s]; k < d->s.offsets[s + 1]; k++, e++) {
+            size_t il;
+            const char *iid = rr_vocab_id(&d->items, d->s.items[k], &il);
+            rr_vocab_add(&o->items, iid, il, &o->s.items[e], NULL);
+            o->s.times[e] = d->s.times[k];
+        }
+        o->s.offsets[++w] = (int64_t)e;
+    }
+    return o;
+}
+
+static int run(const char *label, const rr_model *m, const rr_dataset *test, int threads) {
+    rr_eval_params p;
+    rr_eval_params_default(&p);
+    p.threads = threads;
+    rr_eval_result r;
+    rr_error err;
+    if (rr_evaluate(m, test, &p, &r, &err)) return die(&err);
+    printf("%-28s threads %d: %zu targets, %zu items, %.3f s, %.0f targets/s, Recall@20 %.6f MRR@20 %.6f\n", label,
+           threads, r.n_targets, r.n_items, r.seconds, (double)r.n_targets / r.seconds, r.recall[3], r.mrr[3]);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int max_threads = argc > 1 ? atoi(argv[1]) : 2;
+    if (max_threads < 1) max_threads = 1;
+    rr_error err;
+    rr_rng rng;
+    rr_rng_seed(&rng, 1);
+    const size_t ni = 43097;
+    double *cdf = malloc(ni * sizeof *cdf), z = 0;
+    for (size_t i = 0; i < ni; i++) z += 1.0 / pow((double)(i + 1), 0.8);
+    for (size_t i = 0; i < ni; i++) {
+        cdf[i] = (i ? cdf[i - 1] : 0) + 1.0 / pow((double)(i + 1), 0.8) / z;
+    }
+    cdf[ni - 1] = 1.0;
+    rr_dataset *train = synth(&rng, ni, 180000, 5, cdf);
+    rr_dataset *test = synth(&rng, ni, 16000, 5, cdf);
+    free(cdf);
+    rr_train_params tp;
+    rr_train_params_default(&tp);
+    tp.kind = "pop";
+    rr_model *m = NULL;
+    if (rr_model_train(&m, train, NULL, &tp, &err)) return die(&err);
+    for (int t = 1; t <= max_threads; t++)
+        if (run("synthetic pop (43,097 items)", m, test, t)) return 1;
+    rr_model_free(m);
+    rr_dataset_free(train);
+    rr_dataset_free(test);
+
+    const char *dir = getenv("RR_SHARED_DATA");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/diginetica-srgnn/events.tsv.gz", dir ? dir : "../shared/data");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        printf("SKIP: %s not found (set RR_SHARED_DATA)\n", path);
+        return 0;
+    }
+    fclose(f);
+    rr_read_opts ro;
+    rr_read_opts_default(&ro);
+    rr_dataset *all = NULL;
+    double t0 = rr_now();
+    if (rr_dataset_read(path, &ro, &all, &err)) return die(&err);
+    train = subset(all, 186671, 0);
+    test = subset(all, 186671, 1);
+    printf("diginetica-srgnn: read in %.2f s; train %zu events / %zu items, test %zu events / %zu sessions\n",
+           rr_now() - t0, train->s.n_events, train->items.n, test->s.n_events, test->s.n_sessions);
+    rr_dataset_free(all);
+    static const char *kinds[] = {"pop", "spop", "markov"};
+    for (size_t k = 0; k < 3; k++) {
+        if (!rr_model_fit_find(kinds[k])) {
+            printf("%s: kind not built in, skipped\n", kinds[k]);
+            continue;
+        }
+        tp.kind = kinds[k];
+        m = NULL;
+        if (rr_model_train(&m, train, NULL, &tp, &err)) return die(&err);
+        char label[64];
+        snprintf(label, sizeof label, "diginetica %s", kinds[k]);
+        for (int t = 1; t <= max_threads; t++)
+            if (run(label, m, test, t)) return 1;
+        rr_model_free(m);
+    }
+    rr_dataset_free(train);
+    rr_dataset_free(test);
+    return 0;
+}
