@@ -28,6 +28,8 @@ typedef struct shape {
  * the backward shapes of the training step: dH = dS (B, N) O (N, K) and
  * dO = dS^T (N, B) H (B, K). */
 static const shape shapes[] = {
+    /* the GRU recurrent projection h_prev Whh^T at B = 32, H = 100 */
+    {"rec_proj_32x100x300", false, true, 32, 300, 100, 0.0f},
     {"score_train_32x100x2080", false, true, 32, 2080, 100, 0.0f},
     {"score_train_bwd_dH_32x2080x100", false, false, 32, 100, 2080, 0.0f},
     {"score_train_bwd_dO_2080x32x100", true, false, 2080, 100, 32, 0.0f},
