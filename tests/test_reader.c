@@ -549,6 +549,47 @@ static void test_shared(void) {
     if (!check_small()) shared("diginetica-srgnn/events.tsv.gz", NULL, 982961, 202633, 43097);
 }
 
+/* Random mutations of a valid file (and of its gzip): the reader must
+ * return a status, never crash (run under ASan in `make test`). */
+static void test_mutations(void) {
+    static const char base[] = "session_id,item_id,timestamp,x\n"
+                               "1,a,1,\"q\"\n2,\"b,c\",2.5,\n1,d,3,z\r\n3,e,1e2,w\n";
+    size_t n = sizeof base - 1;
+    char buf[256];
+    uint64_t x = 777;
+    int n_cases = check_small() ? 300 : 2000, odd = 0;
+    for (int c = 0; c < n_cases; c++) {
+        memcpy(buf, base, n);
+        size_t len = n;
+        int muts = 1 + c % 4;
+        for (int m = 0; m < muts; m++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t pos = (size_t)(x >> 33) % len;
+            static const char pick[] = {'"', ',', '\n', '\r', '\0', '\t', '9', '.', 'e', '\xff'};
+            buf[pos] = pick[(x >> 20) % sizeof pick];
+            if ((x >> 50) % 5 == 0 && len > 10) len -= (size_t)((x >> 40) % 8); /* truncate */
+        }
+        const char *p = put("mut.csv", buf, len);
+        rr_error err;
+        rr_dataset *d = NULL;
+        rr_status st = rr_dataset_read(p, NULL, &d, &err);
+        if (!(st == RR_OK || st == RR_ERR_PARSE || st == RR_ERR_EMPTY)) odd++;
+        if (st == RR_OK && (!d || d->s.n_events == 0)) odd++;
+        if (st != RR_OK && d) odd++;
+        rr_dataset_free(d);
+        if (c % 4 == 0) { /* also as gzip, with a damaged byte */
+            size_t gl;
+            unsigned char *gz = gzip_of(buf, len, 1, &gl);
+            gz[10 + (x >> 30) % (gl - 10)] ^= (unsigned char)(1 + (x >> 12) % 255);
+            st = rr_dataset_read(put("mut.csv.gz", gz, gl), NULL, &d, &err);
+            if (!(st == RR_OK || st == RR_ERR_PARSE || st == RR_ERR_EMPTY || st == RR_ERR_FORMAT)) odd++;
+            rr_dataset_free(d);
+            free(gz);
+        }
+    }
+    CHECK_MSG(odd == 0, "%d mutated inputs gave an unexpected status", odd);
+}
+
 int main(void) {
     strcpy(tmpdir, "/tmp/rr_test_reader_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -565,6 +606,7 @@ int main(void) {
     test_numbers();
     test_gzip_and_chunks();
     test_roundtrip_synthlike();
+    test_mutations();
     test_shared();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
