@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "check.h"
 #include "train/loss.h"
 #include "util/util.h"
@@ -317,6 +321,34 @@ static void check_properties(void) {
     }
 }
 
+/* The same bits for every thread count: dO rows are independent and the
+ * loss is summed in fixed blocks. */
+static void check_threads(void) {
+#ifdef _OPENMP
+    size_t B = 96, C = 96 + 700, n = B * C;
+    float *O = malloc(n * sizeof *O), *d1 = malloc(n * sizeof *d1), *d2 = malloc(n * sizeof *d2);
+    float *sc = malloc(n * sizeof *sc);
+    rr_rng r;
+    rr_rng_seed(&r, 12);
+    for (size_t k = 0; k < n; k++) O[k] = (float)(rr_rng_normal(&r) * 2);
+    int keep = omp_get_max_threads();
+    for (size_t k = 0; k < NCASES; k++) {
+        rr_loss_cfg c = cfg_of(&cases[k]);
+        omp_set_num_threads(1);
+        double L1 = rr_loss_f32(&c, B, C, O, NULL, d1, sc);
+        omp_set_num_threads(3);
+        double L2 = rr_loss_f32(&c, B, C, O, NULL, d2, sc);
+        CHECK_MSG(L1 == L2 && !memcmp(d1, d2, n * sizeof *d1), "%s: 1 and 3 threads differ",
+                  cases[k].name);
+    }
+    omp_set_num_threads(keep);
+    free(O);
+    free(d1);
+    free(d2);
+    free(sc);
+#endif
+}
+
 static void check_logq_fill(void) {
     double counts[4] = {1, 10, 100, 0};
     int32_t items[5] = {1, 2, 2, 3, 1};
@@ -403,5 +435,6 @@ int main(void) {
     check_expf();
     check_properties();
     check_logq_fill();
+    check_threads();
     return check_summary("test_loss_grad");
 }

@@ -71,6 +71,23 @@ static inline float rr_log1pf_unit(float e) {
 
 float rr_loss_log1pf(float e) { return rr_log1pf_unit(e); }
 
+/* The row kernels are inlined into one per-row function; for float that
+ * function is also built for AVX2 and picked at load time (GCC target
+ * clones).  Results do not depend on the clone: the lanes of every sum are
+ * fixed by the source (LANES) and -std=c11 forbids contracting a*b+c into
+ * an fma, so the wider vectors compute exactly the same operations. */
+#if defined(__GNUC__)
+#define RR_INL inline __attribute__((always_inline))
+#else
+#define RR_INL inline
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(RR_NO_CLONES)
+#define ROW_ATTR __attribute__((target_clones("avx2", "default")))
+#else
+#define ROW_ATTR
+#endif
+
 #define T float
 #define SFX f32
 #define EXP rr_expf_fast
@@ -82,6 +99,9 @@ float rr_loss_log1pf(float e) { return rr_log1pf_unit(e); }
 #undef EXP
 #undef LOG1P
 #undef TMAX
+
+#undef ROW_ATTR
+#define ROW_ATTR
 
 #define T double
 #define SFX f64
