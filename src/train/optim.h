@@ -11,7 +11,13 @@
  *   sgd:   v = mu * v - lr * g;  w += v   (plain w -= lr g when mu = 0)
  *
  * State vectors s1/s2 have the parameter's shape: adagrad s1 = acc, s2 = v
- * (only when momentum > 0); adam s1 = m, s2 = v; sgd s1 = v (momentum > 0). */
+ * (only when momentum > 0); adam s1 = m, s2 = v; sgd s1 = v (momentum > 0).
+ *
+ * Adagrad is GRU4Rec's IndexedAdagradM (hidasib/GRU4Rec_PyTorch_Official,
+ * gru4rec_pytorch.py): eps inside the root, after the accumulator update;
+ * sparse rows keep their state untouched until they are in a batch again
+ * (lazy momentum).  A sparse update equals the dense update of the same
+ * rows bit for bit.  States start at zero (calloc). */
 #ifndef RR_OPTIM_H
 #define RR_OPTIM_H
 
