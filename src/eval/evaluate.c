@@ -30,14 +30,19 @@
  * each hold one test session; every step pushes each slot's current item,
  * advances all recurrent states with one ops->step call, scores the slots
  * that have a target with one ops->score call into a (rows, n_items) block,
- * and then the OpenMP threads split the rows: each row gets its rank counts
- * and its top-K in one sorting-free pass (rank.c).  A slot whose session
- * ends takes the next session (auto block size: see rr_evaluate).  Per-target values are summed in exact
- * 128-bit fixed point (2^-62 units) in target order, so results are
+ * and gives each row its rank counts and its top-K in one sorting-free pass
+ * (rank.c).  A slot whose session ends takes the next session.  Threads:
+ * for recurrent kinds they split each block's rows; for history-only kinds
+ * each thread runs its own engine on sessions from a shared queue (see
+ * rr_evaluate).  Per-target values are summed in exact 128-bit fixed point
+ * (2^-62 units), so the order of summation does not matter: results are
  * identical whatever the thread count or block size. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "eval/eval.h"
 #include "models/model.h"
@@ -199,21 +204,30 @@ static double tie_rank(rr_ties ties, size_t ng, size_t ne) {
     return (double)(ng + ne);
 }
 
-/* Rank and top-K of each scored row; rows are independent, so the threads
- * split them and every value lands in its row's slot. */
-static void rank_rows(engine *g, size_t n_rows, const rr_eval_params *p, int nt) {
+static void rank_row(engine *g, size_t r, const rr_eval_params *p) {
     const size_t ni = g->ni, kmax = g->kmax;
-#pragma omp parallel for num_threads(nt) schedule(static) if (n_rows > 1 && nt > 1)
-    for (size_t r = 0; r < n_rows; r++) {
-        float *row = g->scores + r * ni;
-        const rr_state *s = g->rows[r];
-        if (p->exclude_seen)
-            for (size_t t = 0; t < s->n; t++) row[s->items[t]] = -INFINITY;
-        float tsc = row[g->target[r]];
-        size_t ng = 0, ne = 0;
-        g->ntop[r] = rr_rank_scan(row, ni, tsc, kmax, &ng, &ne, g->top + r * kmax, g->tops + r * kmax);
-        /* -inf (excluded) and NaN targets are misses. */
-        g->rank[r] = tsc > -INFINITY ? tie_rank(p->ties, ng, ne) : 0.0;
+    float *row = g->scores + r * ni;
+    const rr_state *s = g->rows[r];
+    if (p->exclude_seen)
+        for (size_t t = 0; t < s->n; t++) row[s->items[t]] = -INFINITY;
+    float tsc = row[g->target[r]];
+    size_t ng = 0, ne = 0;
+    g->ntop[r] = rr_rank_scan(row, ni, tsc, kmax, &ng, &ne, g->top + r * kmax, g->tops + r * kmax);
+    /* -inf (excluded) and NaN targets are misses. */
+    g->rank[r] = tsc > -INFINITY ? tie_rank(p->ties, ng, ne) : 0.0;
+}
+
+/* Rank and top-K of each scored row; rows are independent, so threads may
+ * split them and every value lands in its row's slot.  Without threads no
+ * OpenMP construct is entered at all (a nested team of one still costs a
+ * fork and a barrier per block). */
+static void rank_rows(engine *g, size_t n_rows, const rr_eval_params *p, int nt) {
+    /* below ~256k scores a block is too little work to hand to threads */
+    if (nt > 1 && n_rows > 1 && n_rows * g->ni >= ((size_t)1 << 18)) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (size_t r = 0; r < n_rows; r++) rank_row(g, r, p);
+    } else {
+        for (size_t r = 0; r < n_rows; r++) rank_row(g, r, p);
     }
 }
 
@@ -249,6 +263,88 @@ static void accumulate(engine *g, size_t n_rows, const rr_eval_params *p, const 
     }
 }
 
+/* What every engine shares: the sessions, handed out one at a time. */
+typedef struct shared {
+    const rr_model *m;
+    const eval_sessions *es;
+    const rr_eval_params *p;
+    const double *pop_share; /* (ni) count_j / max_count */
+    size_t next;             /* next session to hand out (atomic) */
+    int stop;                /* set when an engine failed (atomic) */
+} shared;
+
+static size_t take_session(shared *sh) {
+    size_t i;
+#pragma omp atomic capture
+    i = sh->next++;
+    return i < sh->es->n ? i : SIZE_MAX;
+}
+
+/* Runs one engine until the shared sessions run out.  nt: threads that
+ * split each block's rows (1 when engines themselves run in parallel). */
+static rr_status run_engine(engine *g, shared *sh, int nt, sums *sm, rr_error *err) {
+    const rr_model *m = sh->m;
+    const eval_sessions *es = sh->es;
+    const rr_eval_params *p = sh->p;
+    const int recurrent = m->ops->step && g->st[0]->h;
+    size_t active = 0;
+    for (size_t b = 0; b < g->B; b++) {
+        g->sess[b] = take_session(sh);
+        g->pos[b] = 0;
+        active += g->sess[b] != SIZE_MAX;
+    }
+    while (active > 0) {
+        int stop;
+#pragma omp atomic read
+        stop = sh->stop;
+        if (stop) return RR_ERR_INTERNAL; /* another engine failed; its error is reported */
+        size_t n_step = 0, n_rows = 0;
+        for (size_t b = 0; b < g->B; b++) {
+            if (g->sess[b] == SIZE_MAX) continue;
+            const int32_t *ev = es->items + es->off[g->sess[b]];
+            size_t len = (size_t)(es->off[g->sess[b] + 1] - es->off[g->sess[b]]), pos = g->pos[b];
+            if (rr_state_push(g->st[b], ev[pos]) != RR_OK)
+                return rr_err(err, RR_ERR_NOMEM, "evaluation: out of memory for a session history");
+            if (recurrent) {
+                g->hs[n_step] = g->st[b]->h;
+                g->step_items[n_step++] = ev[pos];
+            }
+            if (!p->target_last || pos + 2 == len) {
+                g->rows[n_rows] = g->st[b];
+                g->target[n_rows++] = ev[pos + 1];
+            }
+        }
+        if (n_step) m->ops->step(m, g->hs, g->step_items, n_step);
+        if (n_rows) {
+            rr_status s = m->ops->score(m, g->rows, n_rows, g->scores, err);
+            if (s) return s;
+            rank_rows(g, n_rows, p, nt);
+            accumulate(g, n_rows, p, sh->pop_share, sm);
+        }
+        for (size_t b = 0; b < g->B; b++) {
+            if (g->sess[b] == SIZE_MAX) continue;
+            size_t len = (size_t)(es->off[g->sess[b] + 1] - es->off[g->sess[b]]);
+            if (++g->pos[b] + 1 < len) continue;
+            /* Session done (its last event was a target): next one. */
+            rr_state_reset(g->st[b]);
+            g->pos[b] = 0;
+            g->sess[b] = take_session(sh);
+            if (g->sess[b] == SIZE_MAX) active--;
+        }
+    }
+    return RR_OK;
+}
+
+static void sums_add(sums *a, const sums *b, size_t nc) {
+    a->n_targets += b->n_targets;
+    for (size_t c = 0; c < nc; c++) {
+        a->recall[c] += b->recall[c];
+        a->mrr[c] += b->mrr[c];
+        a->ndcg[c] += b->ndcg[c];
+        a->pop[c] += b->pop[c];
+    }
+}
+
 rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_params *p, rr_eval_result *res,
                       rr_error *err) {
     double t0 = rr_now();
@@ -269,12 +365,24 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
                                          "(%zu events dropped as unknown)", res->n_dropped);
     }
 
+    /* Threads.  Recurrent kinds: one engine, its threads split each block's
+     * rows, so every step is one ops->step and one ops->score (one GEMM) for
+     * the whole block.  History-only kinds: one engine per thread, each
+     * taking sessions from the shared queue, so threads never wait for each
+     * other between steps (fine-grained barriers cost more than the work on
+     * a busy machine), and a kind's own OpenMP loops inside score run
+     * single-threaded (nested).  Results are identical either way: each
+     * target's values do not depend on its block, sums are exact. */
+    const int recurrent = m->ops->step && m->ops->state_floats && m->ops->state_floats(m) > 0;
+    int nt = rr_threads(p->threads);
+    int n_eng = recurrent ? 1 : nt;
+    if ((size_t)n_eng > es.n) n_eng = (int)es.n;
+
     /* Auto block: recurrent kinds score with one GEMM per block, which reads
      * the whole output weight matrix, so wide blocks amortise it (bounded by
      * 64 MB of scores).  For history-only kinds a score row costs the same
      * alone or in a block, so the block is kept to about 8 MB: written and
      * read back while it is still in cache (about 3x faster than DRAM). */
-    const int recurrent = m->ops->step && m->ops->state_floats && m->ops->state_floats(m) > 0;
     size_t B = p->block;
     if (!B) {
         size_t row = ni * sizeof(float);
@@ -284,88 +392,74 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
         if (B < floor_) B = floor_;
         if (B < 1) B = 1;
     }
-    if (B > es.n) B = es.n;
+    size_t per = (es.n + (size_t)n_eng - 1) / (size_t)n_eng;
+    if (B > per) B = per;
     size_t kmax = p->cutoffs[nc - 1] < ni ? p->cutoffs[nc - 1] : ni;
-    engine g;
-    s = engine_init(&g, m, B, kmax, nc, err);
-    double *pop_share = rr_malloc_n(ni, sizeof *pop_share); /* (ni) count_j / max_count */
-    if (!s && !pop_share) s = rr_err(err, RR_ERR_NOMEM, "out of memory");
-    if (s) {
-        if (g.st) engine_free(&g); /* engine_init cleans up after itself */
-        free(pop_share);
-        free(es.off);
-        free(es.items);
-        return s;
-    }
-    double maxc = 0;
-    for (size_t i = 0; i < ni; i++)
-        if (m->counts[i] > maxc) maxc = m->counts[i];
-    for (size_t i = 0; i < ni; i++) pop_share[i] = maxc > 0 ? m->counts[i] / maxc : 0.0;
 
-    const int nt = rr_threads(p->threads);
-    sums sm;
-    memset(&sm, 0, sizeof sm);
-    size_t next = 0, active = 0;
-    for (size_t b = 0; b < B; b++) {
-        g.sess[b] = next++;
-        g.pos[b] = 0;
-        active++;
-    }
-    while (s == RR_OK && active > 0) {
-        size_t n_step = 0, n_rows = 0;
-        for (size_t b = 0; b < B; b++) {
-            if (g.sess[b] == SIZE_MAX) continue;
-            const int32_t *ev = es.items + es.off[g.sess[b]];
-            size_t len = (size_t)(es.off[g.sess[b] + 1] - es.off[g.sess[b]]), pos = g.pos[b];
-            if (rr_state_push(g.st[b], ev[pos]) != RR_OK) {
-                s = rr_err(err, RR_ERR_NOMEM, "evaluation: out of memory for a session history");
+    double *pop_share = rr_malloc_n(ni, sizeof *pop_share);
+    engine *eng = rr_calloc_n((size_t)n_eng, sizeof *eng);
+    sums *sm = rr_calloc_n((size_t)n_eng, sizeof *sm);
+    rr_error *errs = rr_calloc_n((size_t)n_eng, sizeof *errs);
+    rr_status *st = rr_calloc_n((size_t)n_eng, sizeof *st);
+    if (!pop_share || !eng || !sm || !errs || !st) s = rr_err(err, RR_ERR_NOMEM, "out of memory");
+    for (int e = 0; !s && e < n_eng; e++) s = engine_init(&eng[e], m, B, kmax, nc, err);
+    if (!s) {
+        double maxc = 0;
+        for (size_t i = 0; i < ni; i++)
+            if (m->counts[i] > maxc) maxc = m->counts[i];
+        for (size_t i = 0; i < ni; i++) pop_share[i] = maxc > 0 ? m->counts[i] / maxc : 0.0;
+        shared sh = {m, &es, p, pop_share, 0, 0};
+        if (recurrent) {
+            st[0] = run_engine(&eng[0], &sh, nt, &sm[0], &errs[0]);
+        } else {
+#pragma omp parallel for num_threads(n_eng) schedule(static, 1)
+            for (int e = 0; e < n_eng; e++) {
+#ifdef _OPENMP
+                /* this engine's thread is all it gets: a kind's own OpenMP
+                 * loops in score run on it alone (this ICV is per task). */
+                omp_set_num_threads(1);
+#endif
+                st[e] = run_engine(&eng[e], &sh, 1, &sm[e], &errs[e]);
+                if (st[e] != RR_OK) {
+#pragma omp atomic write
+                    sh.stop = 1;
+                }
+            }
+        }
+        /* the first real failure (not a stop signal) is the one to report */
+        for (int e = 0; e < n_eng && !s; e++)
+            if (st[e] != RR_OK && st[e] != RR_ERR_INTERNAL) s = st[e];
+        for (int e = 0; e < n_eng && !s; e++)
+            if (st[e] != RR_OK) s = st[e];
+        for (int e = 0; e < n_eng && s; e++)
+            if (st[e] == s) {
+                if (err) *err = errs[e];
                 break;
             }
-            if (recurrent) {
-                g.hs[n_step] = g.st[b]->h;
-                g.step_items[n_step++] = ev[pos];
-            }
-            if (!p->target_last || pos + 2 == len) {
-                g.rows[n_rows] = g.st[b];
-                g.target[n_rows++] = ev[pos + 1];
-            }
-        }
-        if (s) break;
-        if (n_step) m->ops->step(m, g.hs, g.step_items, n_step);
-        if (n_rows) {
-            s = m->ops->score(m, g.rows, n_rows, g.scores, err);
-            if (s) break;
-            rank_rows(&g, n_rows, p, nt);
-            accumulate(&g, n_rows, p, pop_share, &sm);
-        }
-        for (size_t b = 0; b < B; b++) {
-            if (g.sess[b] == SIZE_MAX) continue;
-            size_t len = (size_t)(es.off[g.sess[b] + 1] - es.off[g.sess[b]]);
-            if (++g.pos[b] + 1 < len) continue;
-            /* Session done (its last event was a target): next one. */
-            rr_state_reset(g.st[b]);
-            g.pos[b] = 0;
-            if (next < es.n) g.sess[b] = next++;
-            else {
-                g.sess[b] = SIZE_MAX;
-                active--;
-            }
-        }
     }
-    if (s == RR_OK) {
-        res->n_targets = sm.n_targets;
+    if (!s) {
+        for (int e = 1; e < n_eng; e++) {
+            sums_add(&sm[0], &sm[e], nc);
+            for (size_t i = 0; i < ni; i++)
+                if (eng[e].best_pos[i] < eng[0].best_pos[i]) eng[0].best_pos[i] = eng[e].best_pos[i];
+        }
+        res->n_targets = sm[0].n_targets;
         res->n_sessions = es.n;
         for (size_t c = 0; c < nc; c++) {
-            res->recall[c] = fx_mean(sm.recall[c], sm.n_targets);
-            res->mrr[c] = fx_mean(sm.mrr[c], sm.n_targets);
-            res->ndcg[c] = fx_mean(sm.ndcg[c], sm.n_targets);
-            res->popularity[c] = fx_mean(sm.pop[c], sm.n_targets);
+            res->recall[c] = fx_mean(sm[0].recall[c], sm[0].n_targets);
+            res->mrr[c] = fx_mean(sm[0].mrr[c], sm[0].n_targets);
+            res->ndcg[c] = fx_mean(sm[0].ndcg[c], sm[0].n_targets);
+            res->popularity[c] = fx_mean(sm[0].pop[c], sm[0].n_targets);
             size_t cov = 0;
-            for (size_t i = 0; i < ni; i++) cov += g.best_pos[i] < p->cutoffs[c];
+            for (size_t i = 0; i < ni; i++) cov += eng[0].best_pos[i] < p->cutoffs[c];
             res->coverage[c] = (double)cov / (double)ni;
         }
     }
-    engine_free(&g);
+    for (int e = 0; eng && e < n_eng; e++) engine_free(&eng[e]);
+    free(eng);
+    free(sm);
+    free(errs);
+    free(st);
     free(pop_share);
     free(es.off);
     free(es.items);

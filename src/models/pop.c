@@ -34,9 +34,9 @@ static rr_status pop_score(const rr_model *m, rr_state *const *states, size_t n,
     (void)err;
     const pop_impl *p = m->impl;
     size_t ni = m->n_items;
-    /* scores (n, ni): one copy of the count row each; the copies are
-     * memory-bound, so a second thread helps. */
-#pragma omp parallel for schedule(static) if (n >= 16)
+    /* scores (n, ni): one copy of the count row each.  Serial on purpose:
+     * callers (the evaluation engine) choose the threads, and the copy into
+     * a cache-sized block runs at memory-copy speed anyway. */
     for (size_t i = 0; i < n; i++) memcpy(scores + i * ni, p->score, ni * sizeof *scores);
     return RR_OK;
 }
