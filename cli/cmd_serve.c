@@ -29,7 +29,7 @@ int cmd_serve(int argc, char **argv) {
     rr_server_opts o;
     rr_server_opts_default(&o);
     size_t port = o.port, mem_mb = o.session_memory >> 20;
-    long threads = 0, batchers = 0;
+    long threads = 0, batchers = 1;
     double drain = 10;
     const char *level = "warn";
     const cli_opt opts[] = {

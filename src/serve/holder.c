@@ -75,7 +75,8 @@ static void kv_json(rr_sbuf *b, const char *k, const char *v, int *first) {
 
 /* Training-summary keys are told apart from hyperparameters by name. */
 static int is_summary_key(const char *k) {
-    static const char *const pre[] = {"train_", "best_", "epoch", "valid_", "final_", "time",
+    static const char *const pre[] = {"train_", "train.final_", "train.epochs_run", "train.best",
+                                      "train.seconds", "best_", "valid_", "final_",
                                       "rnnrec_version", "created"};
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)
         if (!strncmp(k, pre[i], strlen(pre[i]))) return 1;

@@ -635,7 +635,7 @@ void rr_server_opts_default(rr_server_opts *o) {
     o->host = "127.0.0.1";
     o->port = 8080;
     o->threads = 0;
-    o->batchers = 0;
+    o->batchers = 1;
     o->max_batch = 64;
     o->max_queue = 4096;
     o->max_sessions = 100000;

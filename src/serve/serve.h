@@ -25,7 +25,7 @@ typedef struct rr_server_opts {
     const char *host;           /* address to bind ("127.0.0.1") */
     unsigned port;              /* 0: an ephemeral port (see rr_server_port) */
     int threads;                /* HTTP worker threads (0: all cores) */
-    int batchers;               /* scoring threads = session shards (0: all cores) */
+    int batchers;               /* scoring threads = session shards (1; 0: all cores) */
     size_t max_batch;           /* states per rr_recommend call (64) */
     size_t max_queue;           /* queued states before 503 overloaded (4096) */
     size_t max_sessions;        /* live sessions kept (100000) */

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# bench_serve.sh - throughput and latency of `rnnrec serve` under wrk.
+#
+#   bash bench/bench_serve.sh [BUILD_DIR] [MODEL]
+#
+# Without MODEL it builds one: a GRU (100 units, tied embedding) on a
+# synthetic clickstream of about 43k items (`rnnrec synth`), or on the
+# diginetica-srgnn train split when RR_BENCH_DIGINETICA=1 and the data is
+# there.  Then, against one server on 127.0.0.1 (only loopback traffic):
+#   1. stateless POST /v1/recommend, sessions of 5 items, k=20
+#   2. POST /v1/sessions/{id}/events with one new item per request
+#   3. run 1 again with 500 slow connections trickling header bytes
+# each for DURATION seconds (30) with CONNS connections (64) and wrk
+# THREADS (2).  Reports p50/p90/p99, req/s, errors (socket errors + non-2xx)
+# and the server's peak RSS (VmHWM).  The server is stopped at the end.
+set -u
+BUILD=${1:-build}
+MODEL=${2:-}
+BIN=$BUILD/rnnrec
+DURATION=${DURATION:-30}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+SERVER_THREADS=${SERVER_THREADS:-2}
+BATCHERS=${BATCHERS:-1}
+SLOW=${SLOW:-500}
+[ -x "$BIN" ] || { echo "bench_serve: $BIN not built" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "bench_serve: wrk missing (apt-get install wrk)" >&2; exit 1; }
+W=${BENCH_DIR:-$(mktemp -d /tmp/rr_bench_serve.XXXXXX)}
+mkdir -p "$W"
+SPID= SLOWPID=
+cleanup() {
+    [ -n "$SLOWPID" ] && kill "$SLOWPID" 2>/dev/null
+    if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; fi
+}
+trap cleanup EXIT
+
+# ---- model
+if [ -z "$MODEL" ]; then
+    MODEL=$W/gru.rr
+    if [ ! -s "$MODEL" ]; then
+        data=$W/events.tsv
+        if [ "${RR_BENCH_DIGINETICA:-0}" = 1 ] && [ -f ../shared/data/diginetica-srgnn/train.tsv.gz ]; then
+            data=../shared/data/diginetica-srgnn/train.tsv.gz
+        else
+            "$BIN" synth -q -n 180000 --items 43000 --zipf 0.2 --seed 5 -o "$data" || exit 1
+        fi
+        echo "training a GRU on $data ..." >&2
+        "$BIN" train --model gru --layers 100 --epochs 1 -j 2 -o "$MODEL" "$data" >"$W/train.log" 2>&1 ||
+            { tail -3 "$W/train.log" >&2; exit 1; }
+    fi
+fi
+n_items=$("$BIN" info "$MODEL" | awk '/^items:/ {print $2}')
+echo "model: $MODEL ($("$BIN" info "$MODEL" | awk '/^kind:/ {print $2}'), $n_items items)"
+
+# Item ids to draw sessions from: the model's own vocabulary, via the
+# popularity answer of a huge k is not possible (k <= 1000), so read them
+# from the training events when they are at hand, else use 1..n.
+ids=$W/ids.txt
+if [ -f "$W/events.tsv" ]; then
+    awk -F'\t' 'NR > 1 {print $2}' "$W/events.tsv" | sort -u | head -20000 >"$ids"
+else
+    seq 1 20000 >"$ids"
+fi
+
+# ---- Lua scripts
+cat >"$W/stateless.lua" <<'EOF'
+-- POST /v1/recommend with 5-item sessions drawn from ids.txt
+local ids = {}
+for line in io.lines(os.getenv("IDS")) do ids[#ids + 1] = line end
+local bodies = {}
+math.randomseed(7)
+for i = 1, 2000 do
+  local s = {}
+  for j = 1, 5 do s[j] = '"' .. ids[math.random(#ids)] .. '"' end
+  bodies[i] = '{"items": [' .. table.concat(s, ",") .. '], "k": 20}'
+end
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/v1/recommend", nil, bodies[n % #bodies + 1])
+end
+EOF
+cat >"$W/events.lua" <<'EOF'
+-- POST /v1/sessions/{id}/events, one new item per request; each wrk thread
+-- cycles through its own 4096 sessions, so no two requests in flight share
+-- a session (at most CONNS are in flight).
+local ids = {}
+for line in io.lines(os.getenv("IDS")) do ids[#ids + 1] = line end
+local counter = 0
+
+setup = function(thread) counter = counter + 1; thread:set("tid", counter) end
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  local sid = "t" .. tostring(tid or 0) .. "-" .. tostring(n % 4096)
+  local body = '{"items": ["' .. ids[(n * 7919) % #ids + 1] .. '"]}'
+  return wrk.format(nil, "/v1/sessions/" .. sid .. "/events?k=20", nil, body)
+end
+EOF
+cat >>"$W/stateless.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT p50_us=%d p90_us=%d p99_us=%d rps=%.0f requests=%d errors=%d non2xx=%d\n",
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    summary.requests / (summary.duration / 1e6), summary.requests,
+    e.connect + e.read + e.write + e.timeout + e.status, e.status))
+end
+EOF
+sed -n '/^done = function/,$p' "$W/stateless.lua" >>"$W/events.lua"
+
+# ---- slow clients: connect, send part of a request line, then a byte a
+# second; reconnect when the server drops them (its read deadline).
+cat >"$W/slow.py" <<'EOF'
+import os, socket, sys, time
+port, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + secs
+socks = []
+drops = 0
+def dial():
+    s = socket.socket()
+    s.setblocking(True)
+    s.connect(("127.0.0.1", port))
+    s.send(b"POST /v1/recommend HTTP/1.1\r\nX-Slow: ")
+    s.setblocking(False)
+    return s
+while len(socks) < n:
+    socks.append(dial())
+while time.time() < end:
+    time.sleep(1.0)
+    for i, s in enumerate(socks):
+        try:
+            s.send(b"a")
+            s.recv(1)          # data or EOF means the server gave up on us
+            raise OSError
+        except BlockingIOError:
+            pass
+        except OSError:
+            drops += 1
+            s.close()
+            socks[i] = dial()
+print("slow clients: %d connections held, %d drops/reconnects" % (n, drops))
+EOF
+
+# ---- server
+start_server() {
+    "$BIN" serve "$MODEL" --port 0 --threads "$SERVER_THREADS" --batchers "$BATCHERS" \
+        --max-connections 2048 2>"$W/server.log" &
+    SPID=$!
+    PORT=
+    for _ in $(seq 1 600); do
+        PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$W/server.log" | head -1)
+        [ -n "$PORT" ] && break
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$PORT" ] || { echo "server did not start: $(cat "$W/server.log")" >&2; exit 1; }
+}
+start_server
+export IDS=$ids
+run() { # name script
+    local out
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s -s "$W/$2" "http://127.0.0.1:$PORT" 2>&1)
+    local res
+    res=$(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')
+    echo "$1: $res"
+    [ -n "$res" ] || echo "$out" >&2
+}
+curl -s --max-time 5 -X POST -d '{"items": []}' "http://127.0.0.1:$PORT/v1/recommend" >/dev/null
+run "stateless /v1/recommend (5 items, k=20)" stateless.lua
+run "live sessions /v1/sessions/{id}/events (1 item)" events.lua
+python3 "$W/slow.py" "$PORT" "$SLOW" $((DURATION + 4)) >"$W/slow.out" 2>&1 &
+SLOWPID=$!
+sleep 2
+run "stateless with $SLOW slow connections" stateless.lua
+wait "$SLOWPID" 2>/dev/null
+SLOWPID=
+cat "$W/slow.out"
+curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$W/metrics.txt"
+awk '/^rnnrec_batch_size_(sum|count)/ {v[$1]=$2} END {if (v["rnnrec_batch_size_count"] > 0)
+     printf "mean batch: %.1f states per rr_recommend call\n", v["rnnrec_batch_size_sum"] / v["rnnrec_batch_size_count"]}' "$W/metrics.txt"
+awk '/^rnnrec_batch_wait_seconds_(sum|count)/ {v[$1]=$2} END {if (v["rnnrec_batch_wait_seconds_count"] > 0)
+     printf "mean batcher queue wait: %.0f us\n", 1e6 * v["rnnrec_batch_wait_seconds_sum"] / v["rnnrec_batch_wait_seconds_count"]}' "$W/metrics.txt"
+awk '/^rnnrec_batch_score_seconds_(sum|count)/ {v[$1]=$2} END {if (v["rnnrec_batch_score_seconds_count"] > 0)
+     printf "mean rr_recommend call: %.0f us\n", 1e6 * v["rnnrec_batch_score_seconds_sum"] / v["rnnrec_batch_score_seconds_count"]}' "$W/metrics.txt"
+grep -E '^rnnrec_(sessions_live|session_memory_bytes|connections_dropped_total) ' "$W/metrics.txt"
+echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' /proc/$SPID/status)"
+kill -TERM "$SPID"
+wait "$SPID"
+echo "server exit code: $?"
+SPID=
