@@ -38,8 +38,16 @@ extern const rr_model_ops rr_vsknn_ops;
 rr_status rr_vsknn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
                      const rr_train_params *p, rr_error *err);
 
+/* rnn.c (ops) and train/trainer.c (the trainer of all three) */
+extern const rr_model_ops rr_gru_ops, rr_lstm_ops, rr_rnn_ops;
+rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
+                     const rr_train_params *p, rr_error *err);
+
 static const kind_entry kinds[] = {
     {"pop", &rr_pop_ops, rr_pop_fit},
+    {"gru", &rr_gru_ops, rr_rnn_fit},
+    {"lstm", &rr_lstm_ops, rr_rnn_fit},
+    {"rnn", &rr_rnn_ops, rr_rnn_fit},
     {"spop", &rr_spop_ops, rr_spop_fit},
     {"markov", &rr_markov_ops, rr_markov_fit},
     {"iknn", &rr_iknn_ops, rr_iknn_fit},

@@ -1,0 +1,635 @@
+/* trainer.c - the session-parallel training loop of the RNN kinds
+ * (GRU4Rec's, hidasib/GRU4Rec_PyTorch_Official gru4rec_pytorch.py,
+ * GRU4Rec.fit and SessionDataIterator), its per-step update and the epoch
+ * bookkeeping: progress, JSON log, validation with early stopping.
+ *
+ * One step (step_impl.inc, float here; the gradient checks compile a
+ * double instance of the same source) computes every gradient; apply_update then clips (when
+ * asked) and hands the dense prefix of the blob to the optimiser as one
+ * vector and the item tables as the rows the step touched.
+ *
+ * Threads: OpenMP threads split the row loops of the step, the loss and
+ * the optimiser; OpenBLAS gets the same count for the GEMMs, which run
+ * outside parallel regions (so at most that many threads compute at once).
+ * Nothing depends on thread timing: same seed and thread count give the
+ * same model bytes. */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "models/model.h"
+#include "models/rnn.h"
+#include "nn/act.h"
+#include "nn/gemm.h"
+#include "train/loss.h"
+#include "train/optim.h"
+#include "train/sampler.h"
+#include "util/util.h"
+
+/* ---- the step in float (tests/test_rnn_grad.c builds the double one) */
+
+#define T float
+#define SFX f32
+#define GEMM rr_sgemm
+#define LOSS rr_loss_f32
+#define ACT_FWD rr_act_forward_f32
+#define ACT_BWD rr_act_backward_f32
+#define CELL_FWD forward
+#define CELL_BWD backward
+#include "train/step_impl.inc"
+#undef T
+#undef SFX
+#undef GEMM
+#undef LOSS
+#undef ACT_FWD
+#undef ACT_BWD
+#undef CELL_FWD
+#undef CELL_BWD
+
+
+/* The sampler's cache: GRU4Rec precomputes 10M draws at once; the same
+ * distribution from a smaller cache keeps 36 MB out of the peak memory. */
+#define SAMPLE_CACHE_MAX ((size_t)1 << 20)
+
+/* ---- the trainer */
+
+typedef struct trainer {
+    const rr_train_params *p;
+    const rr_sessions *sess;    /* the training sessions */
+    rr_model *m;
+    rr_rnn *r;
+    const rr_rnn_layout *lay;
+    rr_step_ctx_f32 ctx;
+    rr_step_ws_f32 ws;
+    rr_optim_cfg opt;
+    float *s1, *s2;             /* (n_params) optimiser moments, or NULL */
+    float *logcnt;              /* (N) log max(count, 1) for logQ */
+    float *best;                /* (n_params) best epoch's weights (validation only) */
+    rr_sampler *sampler;
+    rr_rng rng;                 /* dropout masks */
+    double p_embed, p_hidden[RR_MAX_LAYERS];
+    size_t B, S;
+    size_t n_order;
+    int64_t *order;             /* (n_order) sessions with >= 2 events, by first time */
+    size_t *slot_sess, *slot_pos; /* (B) session row and position of each slot */
+    int32_t *in, *tgt;          /* (B) this step's input and target items */
+    uint64_t t;                 /* optimiser steps taken */
+    int tty;
+} trainer;
+
+/* Sessions by the time of their first event, ties by row (GRU4Rec:
+ * argsort of the per-session minimum time). */
+typedef struct sess_key {
+    double t0;
+    int64_t row;
+} sess_key;
+
+static int sess_key_cmp(const void *a, const void *b) {
+    const sess_key *x = a, *y = b;
+    if (x->t0 < y->t0) return -1;
+    if (x->t0 > y->t0) return 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static rr_status order_sessions(trainer *tr, const rr_dataset *d, rr_error *err) {
+    const rr_sessions *s = &d->s;
+    sess_key *k = rr_malloc_n(s->n_sessions ? s->n_sessions : 1, sizeof *k);
+    if (!k) return rr_err(err, RR_ERR_NOMEM, "out of memory ordering %zu sessions", s->n_sessions);
+    size_t n = 0;
+    for (size_t i = 0; i < s->n_sessions; i++) {
+        if (rr_session_len(s, i) < 2) continue; /* no target: contributes nothing */
+        double t0 = s->times[s->offsets[i]];
+        for (int64_t e = s->offsets[i] + 1; e < s->offsets[i + 1]; e++)
+            if (s->times[e] < t0) t0 = s->times[e];
+        k[n].t0 = t0;
+        k[n++].row = (int64_t)i;
+    }
+    qsort(k, n, sizeof *k, sess_key_cmp);
+    tr->order = rr_malloc_n(n ? n : 1, sizeof *tr->order);
+    if (!tr->order) {
+        free(k);
+        return rr_err(err, RR_ERR_NOMEM, "out of memory ordering sessions");
+    }
+    for (size_t i = 0; i < n; i++) tr->order[i] = k[i].row;
+    tr->n_order = n;
+    free(k);
+    if (n == 0) return rr_err(err, RR_ERR_EMPTY, "no training session has 2 or more events");
+    return RR_OK;
+}
+
+static void trainer_free(trainer *tr) {
+    step_ws_free_f32(&tr->ws);
+    rr_free_aligned(tr->s1);
+    rr_free_aligned(tr->s2);
+    rr_free_aligned(tr->best);
+    free(tr->logcnt);
+    rr_sampler_free(tr->sampler);
+    free(tr->order);
+    free(tr->slot_sess);
+    free(tr->slot_pos);
+    free(tr->in);
+    free(tr->tgt);
+}
+
+static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train, const rr_dataset *valid,
+                              const rr_train_params *p, rr_error *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->p = p;
+    tr->sess = &train->s;
+    tr->m = m;
+    tr->r = m->impl;
+    tr->lay = &tr->r->lay;
+    const rr_rnn_layout *lay = tr->lay;
+    const size_t N = m->n_items;
+    tr->B = p->batch_size;
+    tr->S = p->n_sample;
+    tr->p_embed = p->dropout_embed;
+    bool drop_h[RR_MAX_LAYERS];
+    for (size_t l = 0; l < lay->L; l++) {
+        /* One-hot input: GRU4Rec's embedding dropout acts on layer 0's
+         * output (GRUEmbedding's output is the dropped "embedding"). */
+        tr->p_hidden[l] = (l == 0 && lay->input == RR_IN_ONEHOT) ? p->dropout_embed : p->dropout_hidden;
+        drop_h[l] = tr->p_hidden[l] > 0;
+    }
+    bool drop_e = lay->input != RR_IN_ONEHOT && p->dropout_embed > 0;
+    rr_status s = order_sessions(tr, train, err);
+    if (s) return s;
+    s = step_ws_alloc_f32(&tr->ws, lay, tr->r->cell, N, tr->B, tr->S, drop_e, drop_h, err);
+    if (s) return s;
+    tr->opt.kind = p->optim;
+    tr->opt.lr = p->lr;
+    tr->opt.momentum = p->momentum;
+    tr->opt.beta1 = p->adam_beta1;
+    tr->opt.beta2 = p->adam_beta2;
+    tr->opt.eps = p->adam_eps;
+    int ns = rr_optim_n_states(&tr->opt);
+    size_t bytes = lay->n_params * sizeof(float); /* fits: checked by the layout */
+    if (ns >= 1 && !(tr->s1 = rr_alloc_aligned(bytes))) goto nomem;
+    if (ns >= 2 && !(tr->s2 = rr_alloc_aligned(bytes))) goto nomem;
+    if (valid && !(tr->best = rr_alloc_aligned(bytes))) goto nomem;
+    tr->slot_sess = rr_malloc_n(tr->B, sizeof *tr->slot_sess);
+    tr->slot_pos = rr_malloc_n(tr->B, sizeof *tr->slot_pos);
+    tr->in = rr_malloc_n(tr->B, sizeof *tr->in);
+    tr->tgt = rr_malloc_n(tr->B, sizeof *tr->tgt);
+    if (!tr->slot_sess || !tr->slot_pos || !tr->in || !tr->tgt) goto nomem;
+    if (p->loss == RR_LOSS_CROSS_ENTROPY && p->logq > 0) {
+        tr->logcnt = rr_malloc_n(N, sizeof *tr->logcnt);
+        if (!tr->logcnt) goto nomem;
+        for (size_t i = 0; i < N; i++) tr->logcnt[i] = (float)log(m->counts[i] > 1 ? m->counts[i] : 1.0);
+    }
+    if (tr->S > 0) {
+        size_t cache = p->sample_cache < SAMPLE_CACHE_MAX ? p->sample_cache : SAMPLE_CACHE_MAX;
+        if (cache < tr->S) cache = tr->S;
+        s = rr_sampler_new(&tr->sampler, m->counts, N, p->sample_alpha, tr->S, cache,
+                           p->seed ^ 0x5a3c9e1d2b4f6a87ull, err);
+        if (s) return s;
+    }
+    rr_rng_seed(&tr->rng, p->seed ^ 0x9d2c5680a1b3e4f7ull);
+    tr->ctx.lay = lay;
+    tr->ctx.cell = tr->r->cell;
+    tr->ctx.n_items = N;
+    tr->ctx.P = tr->r->params;
+    tr->ctx.loss.kind = p->loss;
+    tr->ctx.loss.bpreg = p->bpreg;
+    tr->ctx.loss.elu = p->loss == RR_LOSS_BPR_MAX ? p->elu_param : 0;
+    tr->ctx.loss.norm = tr->B;
+    tr->ctx.act = p->final_act;
+    tr->ctx.act_param = p->final_act_param;
+    tr->ctx.logcnt = tr->logcnt;
+    tr->ctx.logq = p->logq;
+    tr->ctx.alpha = p->sample_alpha;
+    tr->tty = p->verbose && isatty(2);
+    return RR_OK;
+nomem:
+    return rr_err(err, RR_ERR_NOMEM, "out of memory for training state (%zu parameters)", lay->n_params);
+}
+
+/* mask (n, cols): 0 with probability pdrop, else 1 / (1 - pdrop)
+ * (inverted dropout, as torch.nn.Dropout).  Two 32-bit draws per 64. */
+static void fill_mask(rr_rng *rng, float *mask, size_t count, double pdrop) {
+    const uint64_t thr = (uint64_t)(pdrop * 4294967296.0);
+    const float keep = (float)(1.0 / (1.0 - pdrop));
+    size_t i = 0;
+    for (; i + 1 < count; i += 2) {
+        uint64_t u = rr_rng_next(rng);
+        mask[i] = (u & 0xffffffffu) < thr ? 0.0f : keep;
+        mask[i + 1] = (u >> 32) < thr ? 0.0f : keep;
+    }
+    if (i < count) mask[i] = (rr_rng_next(rng) & 0xffffffffu) < thr ? 0.0f : keep;
+}
+
+/* GRU4Rec's Adagrad (optim.h) over a span, vectorised: the same
+ * expressions in the same order as optim.c, so the same bits (sqrt and
+ * division are correctly rounded at every width).  optim.c's loop is
+ * scalar in this build and took a third of the step; this copy can go once
+ * that loop vectorises. */
+__attribute__((target_clones("avx2", "default"))) static void
+adagrad_span(size_t n, float lr, float mu, float *restrict w, const float *restrict g, float *restrict acc,
+             float *restrict vel) {
+    const float eps = 1e-6f;
+    if (mu > 0) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float a = acc[i] + g[i] * g[i];
+            acc[i] = a;
+            float v = mu * vel[i] - lr * (g[i] / sqrtf(a + eps));
+            vel[i] = v;
+            w[i] += v;
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float a = acc[i] + g[i] * g[i];
+            acc[i] = a;
+            w[i] -= lr * (g[i] / sqrtf(a + eps));
+        }
+    }
+}
+
+static void adagrad_dense(const rr_optim_cfg *o, size_t n, float *w, const float *g, float *acc, float *vel) {
+    const float lr = (float)o->lr, mu = (float)o->momentum;
+    const size_t blk = 8192;
+    long nb = (long)((n + blk - 1) / blk);
+#pragma omp parallel for schedule(static) if (nb >= 8)
+    for (long b = 0; b < nb; b++) {
+        size_t off = (size_t)b * blk, m = n - off < blk ? n - off : blk;
+        adagrad_span(m, lr, mu, w + off, g + off, acc + off, vel ? vel + off : NULL);
+    }
+}
+
+static void adagrad_rows(const rr_optim_cfg *o, size_t row_len, size_t n_rows, const int32_t *rows, const float *g,
+                         float *w, float *acc, float *vel) {
+    const float lr = (float)o->lr, mu = (float)o->momentum;
+    long nr = (long)n_rows;
+#pragma omp parallel for schedule(static) if (n_rows * row_len >= 65536)
+    for (long r = 0; r < nr; r++) {
+        /* The rows are scattered over three large tables: fetch ahead. */
+        if (r + 6 < nr && row_len >= 16) {
+            size_t o2 = (size_t)rows[r + 6] * row_len;
+            for (size_t b = 0; b < row_len; b += 16) {
+                __builtin_prefetch(w + o2 + b, 1, 1);
+                __builtin_prefetch(acc + o2 + b, 1, 1);
+                if (vel) __builtin_prefetch(vel + o2 + b, 1, 1);
+            }
+        }
+        size_t off = (size_t)rows[r] * row_len;
+        adagrad_span(row_len, lr, mu, w + off, g + (size_t)r * row_len, acc + off, vel ? vel + off : NULL);
+    }
+}
+
+/* Clip (when asked) and apply the optimiser.  Returns false when the
+ * gradient is not finite (then nothing was applied). */
+static bool apply_update(trainer *tr) {
+    const rr_rnn_layout *lay = tr->lay;
+    rr_step_ws_f32 *w = &tr->ws;
+    float *P = tr->r->params;
+    const size_t HL = lay->H_last;
+    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    if (tr->p->clip_norm > 0) {
+        /* global norm over every gradient of the step (dense and rows) */
+        double sq = 0;
+        for (size_t i = 0; i < lay->n_dense; i++) sq += (double)w->gdense[i] * w->gdense[i];
+        for (size_t i = 0; i < w->nU * HL; i++) sq += (double)w->gU[i] * w->gU[i];
+        for (size_t i = 0; i < w->nUb; i++) sq += (double)w->gB[i] * w->gB[i];
+        for (size_t i = 0; i < w->nE * ew; i++) sq += (double)w->gE[i] * w->gE[i];
+        if (!isfinite(sq)) return false;
+        double norm = sqrt(sq);
+        if (norm > tr->p->clip_norm) {
+            float f = (float)(tr->p->clip_norm / norm);
+            rr_sscal(lay->n_dense, f, w->gdense);
+            rr_sscal(w->nU * HL, f, w->gU);
+            rr_sscal(w->nUb, f, w->gB);
+            rr_sscal(w->nE * ew, f, w->gE);
+        }
+    }
+    tr->t++;
+    const rr_optim_cfg *o = &tr->opt;
+    float *s1 = tr->s1, *s2 = tr->s2;
+#define ST(s, off) ((s) ? (s) + (off) : NULL)
+    if (o->kind == RR_OPT_ADAGRAD) {
+        adagrad_dense(o, lay->n_dense, P, w->gdense, s1, s2);
+        adagrad_rows(o, HL, w->nU, w->urows, w->gU, P + lay->Wy, s1 + lay->Wy, ST(s2, lay->Wy));
+        adagrad_rows(o, 1, w->nUb, w->urows, w->gB, P + lay->By, s1 + lay->By, ST(s2, lay->By));
+        if (w->nE) {
+            size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
+            adagrad_rows(o, ew, w->nE, w->erows, w->gE, P + off, s1 + off, ST(s2, off));
+        }
+        return true;
+    }
+    rr_optim_dense(o, tr->t, lay->n_dense, P, w->gdense, s1, s2);
+    rr_optim_sparse(o, tr->t, HL, w->nU, w->urows, w->gU, P + lay->Wy, ST(s1, lay->Wy), ST(s2, lay->Wy));
+    rr_optim_sparse(o, tr->t, 1, w->nUb, w->urows, w->gB, P + lay->By, ST(s1, lay->By), ST(s2, lay->By));
+    if (w->nE) {
+        size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
+        rr_optim_sparse(o, tr->t, ew, w->nE, w->erows, w->gE, P + off, ST(s1, off), ST(s2, off));
+    }
+#undef ST
+    return true;
+}
+
+/* Zeroes row i of every layer's state (a slot's new session). */
+static void zero_state_row(trainer *tr, size_t i) {
+    const rr_rnn_layout *lay = tr->lay;
+    for (size_t l = 0; l < lay->L; l++) {
+        size_t sH = lay->smult * lay->H[l];
+        memset(tr->ws.st_prev[l] + i * sH, 0, sH * sizeof(float));
+    }
+}
+
+static void move_state_row(trainer *tr, size_t dst, size_t src) {
+    const rr_rnn_layout *lay = tr->lay;
+    for (size_t l = 0; l < lay->L; l++) {
+        size_t sH = lay->smult * lay->H[l];
+        memcpy(tr->ws.st_prev[l] + dst * sH, tr->ws.st_prev[l] + src * sH, sH * sizeof(float));
+    }
+}
+
+typedef struct epoch_stats {
+    double loss_sum;            /* sum over steps of loss * rows */
+    size_t events;              /* targets trained on */
+    size_t steps;
+    int numeric;                /* a non-finite loss or gradient stopped the epoch */
+} epoch_stats;
+
+static void progress(const trainer *tr, size_t epoch, const epoch_stats *es, double t0, size_t total_events,
+                     bool final) {
+    double dt = rr_now() - t0;
+    double eps = dt > 0 ? (double)es->events / dt : 0;
+    double loss = es->events ? es->loss_sum / (double)es->events : 0;
+    double eta = eps > 0 && total_events > es->events ? (double)(total_events - es->events) / eps : 0;
+    if (tr->tty) {
+        fprintf(stderr, "\repoch %zu/%zu  %5.1f%%  loss %.5f  %.0f ev/s  ETA %.0fs   %s", epoch + 1,
+                tr->p->epochs, total_events ? 100.0 * (double)es->events / (double)total_events : 100.0, loss,
+                eps, eta, final ? "\n" : "");
+        fflush(stderr);
+    } else {
+        rr_log(2, "epoch %zu/%zu: %zu/%zu events, loss %.6f, %.0f events/s, ETA %.0f s", epoch + 1,
+               tr->p->epochs, es->events, total_events, loss, eps, eta);
+    }
+}
+
+/* One epoch over every session (GRU4Rec's SessionDataIterator order):
+ * slots take sessions in order; a finished slot takes the next session
+ * (state zeroed), or leaves the batch when none is left. */
+static void run_epoch(trainer *tr, size_t epoch, size_t total_events, epoch_stats *es) {
+    const rr_rnn_layout *lay = tr->lay;
+    const rr_sessions *ss = tr->sess;
+    rr_step_ws_f32 *w = &tr->ws;
+    memset(es, 0, sizeof *es);
+    size_t n = tr->B < tr->n_order ? tr->B : tr->n_order, next = n;
+    for (size_t i = 0; i < n; i++) {
+        tr->slot_sess[i] = (size_t)tr->order[i];
+        tr->slot_pos[i] = 0;
+        zero_state_row(tr, i);
+    }
+    const double t0 = rr_now();
+    double last_report = t0;
+    while (n > 0) {
+        /* Without samples a single row has no negative (GRU4Rec stops). */
+        if (tr->S == 0 && n < 2) break;
+        for (size_t i = 0; i < n; i++) {
+            int64_t e = ss->offsets[tr->slot_sess[i]] + (int64_t)tr->slot_pos[i];
+            tr->in[i] = ss->items[e];
+            tr->tgt[i] = ss->items[e + 1];
+        }
+        if (w->mask_e) fill_mask(&tr->rng, w->mask_e, n * lay->in_width, tr->p_embed);
+        for (size_t l = 0; l < lay->L; l++)
+            if (w->mask_h[l]) fill_mask(&tr->rng, w->mask_h[l], n * lay->H[l], tr->p_hidden[l]);
+        const int32_t *samples = tr->S ? rr_sampler_next(tr->sampler) : NULL;
+        double loss = step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples);
+        if (!isfinite(loss) || !apply_update(tr)) {
+            es->numeric = 1;
+            return;
+        }
+        es->loss_sum += loss * (double)n;
+        es->events += n;
+        es->steps++;
+        /* the new state becomes the previous one */
+        for (size_t l = 0; l < lay->L; l++) {
+            float *t = w->st_prev[l];
+            w->st_prev[l] = w->st_new[l];
+            w->st_new[l] = t;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t s = tr->slot_sess[i], pos = tr->slot_pos[i] + 1;
+            bool alive = true;
+            if (pos + 1 >= rr_session_len(ss, s)) {
+                if (next < tr->n_order) {
+                    s = (size_t)tr->order[next++];
+                    pos = 0;
+                    zero_state_row(tr, i);
+                } else {
+                    alive = false;
+                }
+            }
+            if (!alive) continue;
+            if (k != i) move_state_row(tr, k, i);
+            tr->slot_sess[k] = s;
+            tr->slot_pos[k] = pos;
+            k++;
+        }
+        n = k;
+        if (tr->p->verbose && (es->steps & 63) == 0) {
+            double now = rr_now();
+            if (now - last_report >= (tr->tty ? 0.5 : 10.0)) {
+                progress(tr, epoch, es, t0, total_events, false);
+                last_report = now;
+            }
+        }
+    }
+    if (tr->p->verbose) progress(tr, epoch, es, t0, total_events, true);
+}
+
+static rr_status set_meta_num(rr_model *m, const char *key, double v, rr_error *err) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.9g", v);
+    return rr_model_set_meta(m, key, buf, err);
+}
+
+static const char *loss_name(rr_loss l) {
+    switch (l) {
+    case RR_LOSS_CROSS_ENTROPY: return "cross-entropy";
+    case RR_LOSS_BPR_MAX: return "bpr-max";
+    case RR_LOSS_TOP1_MAX: return "top1-max";
+    case RR_LOSS_BPR: return "bpr";
+    case RR_LOSS_TOP1: return "top1";
+    }
+    return "?";
+}
+
+static rr_status set_train_meta(rr_model *m, const rr_train_params *p, rr_error *err) {
+    char layers[RR_MAX_LAYERS * 8 + 1];
+    size_t q = 0;
+    layers[0] = 0;
+    for (size_t l = 0; l < p->n_layers; l++)
+        q += (size_t)snprintf(layers + q, sizeof layers - q, "%s%zu", l ? "," : "", p->layers[l]);
+    rr_status s = rr_model_set_meta(m, "train.loss", loss_name(p->loss), err);
+    if (!s) s = rr_model_set_meta(m, "train.layers", layers, err);
+    if (!s) s = set_meta_num(m, "train.batch_size", (double)p->batch_size, err);
+    if (!s) s = set_meta_num(m, "train.n_sample", (double)p->n_sample, err);
+    if (!s) s = set_meta_num(m, "train.sample_alpha", p->sample_alpha, err);
+    if (!s) s = set_meta_num(m, "train.lr", p->lr, err);
+    if (!s) s = set_meta_num(m, "train.momentum", p->momentum, err);
+    if (!s) s = set_meta_num(m, "train.dropout_embed", p->dropout_embed, err);
+    if (!s) s = set_meta_num(m, "train.dropout_hidden", p->dropout_hidden, err);
+    if (!s) s = set_meta_num(m, "train.logq", p->logq, err);
+    if (!s) s = set_meta_num(m, "train.bpreg", p->bpreg, err);
+    if (!s) s = set_meta_num(m, "train.elu_param", p->elu_param, err);
+    if (!s) s = set_meta_num(m, "train.seed", (double)p->seed, err);
+    if (!s) s = set_meta_num(m, "train.epochs", (double)p->epochs, err);
+    return s;
+}
+
+/* Validation score of the current weights: recall@20 (and mrr@20). */
+static rr_status validate(const rr_model *m, const rr_dataset *valid, const rr_train_params *p, double *recall,
+                          double *mrr, rr_error *err) {
+    rr_eval_params ep;
+    rr_eval_params_default(&ep);
+    ep.n_cutoffs = 1;
+    ep.cutoffs[0] = 20;
+    ep.threads = p->threads;
+    rr_eval_result res;
+    rr_status s = rr_evaluate(m, valid, &ep, &res, err);
+    if (s) return s;
+    *recall = res.recall[0];
+    *mrr = res.mrr[0];
+    return RR_OK;
+}
+
+static void json_epoch(FILE *f, size_t epoch, const epoch_stats *es, double secs, int have_valid, double recall,
+                       double mrr) {
+    if (!f) return;
+    fprintf(f, "{\"epoch\":%zu,\"loss\":%.9g,\"events\":%zu,\"steps\":%zu,\"seconds\":%.3f,\"events_per_s\":%.1f",
+            epoch + 1, es->events ? es->loss_sum / (double)es->events : 0.0, es->events, es->steps, secs,
+            secs > 0 ? (double)es->events / secs : 0.0);
+    if (have_valid) fprintf(f, ",\"recall@20\":%.6f,\"mrr@20\":%.6f", recall, mrr);
+    fprintf(f, ",\"numeric_error\":%s}\n", es->numeric ? "true" : "false");
+    fflush(f);
+}
+
+rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid, const rr_train_params *p,
+                     rr_error *err) {
+    *out = NULL;
+    const char *msg = rr_train_params_check(p);
+    if (msg) return rr_err(err, RR_ERR_ARG, "%s", msg);
+    rr_rnn_shape shape;
+    rr_status s = rr_rnn_shape_from_params(&shape, p, train->items.n, err);
+    if (s) return s;
+    rr_model *m = NULL;
+    s = rr_model_new_common(&m, rr_rnn_ops_for(shape.cell), train, err);
+    if (s) return s;
+    rr_rnn *r = NULL;
+    s = rr_rnn_new(&r, &shape, err);
+    if (s) {
+        rr_model_free(m);
+        return s;
+    }
+    m->impl = r;
+    rr_rng init_rng;
+    rr_rng_seed(&init_rng, p->seed);
+    rr_rnn_init(r, &init_rng);
+
+    trainer tr;
+    s = trainer_init(&tr, m, train, valid, p, err);
+    FILE *jf = NULL;
+    if (!s && p->log_json) {
+        jf = fopen(p->log_json, "w");
+        if (!jf) s = rr_err(err, RR_ERR_IO, "%s: cannot open the JSON log for writing", p->log_json);
+    }
+    if (s) {
+        trainer_free(&tr);
+        rr_model_free(m);
+        return s;
+    }
+    /* Threads: OpenMP for the row loops, OpenBLAS for the GEMMs (never
+     * both at once). */
+    const int nt = rr_threads(p->threads);
+#ifdef _OPENMP
+    const int omp_saved = omp_get_max_threads();
+    omp_set_num_threads(nt);
+#endif
+    const int blas_saved = rr_blas_get_threads();
+    rr_blas_set_threads(nt);
+
+    size_t total_events = 0;
+    for (size_t i = 0; i < tr.n_order; i++) total_events += rr_session_len(tr.sess, (size_t)tr.order[i]) - 1;
+    double best_score = -1, best_mrr = 0, last_loss = 0;
+    size_t best_epoch = 0, epochs_run = 0, since_best = 0;
+    int numeric = 0;
+    for (size_t ep = 0; ep < p->epochs && s == RR_OK; ep++) {
+        epoch_stats es;
+        double t0 = rr_now();
+        run_epoch(&tr, ep, total_events, &es);
+        double secs = rr_now() - t0;
+        if (es.numeric) {
+            numeric = 1;
+            json_epoch(jf, ep, &es, secs, 0, 0, 0);
+            s = rr_err(err, RR_ERR_NUMERIC,
+                       "epoch %zu, step %zu: the loss is not finite (NaN or infinity); training stopped, the "
+                       "model keeps the %s",
+                       ep + 1, es.steps + 1,
+                       valid && best_epoch ? "best epoch's weights" : "weights after the last finite step");
+            break;
+        }
+        epochs_run = ep + 1;
+        last_loss = es.events ? es.loss_sum / (double)es.events : 0;
+        double rec = 0, mrr = 0;
+        if (valid) {
+            s = validate(m, valid, p, &rec, &mrr, err);
+            if (s) break;
+            rr_log(2, "epoch %zu: loss %.6f, valid recall@20 %.4f mrr@20 %.4f", ep + 1, last_loss, rec, mrr);
+            if (rec > best_score) {
+                best_score = rec;
+                best_mrr = mrr;
+                best_epoch = ep + 1;
+                since_best = 0;
+                memcpy(tr.best, r->params, r->lay.n_params * sizeof(float));
+            } else {
+                since_best++;
+            }
+        } else {
+            rr_log(2, "epoch %zu: loss %.6f, %.1f s, %.0f events/s", ep + 1, last_loss, secs,
+                   secs > 0 ? (double)es.events / secs : 0.0);
+        }
+        json_epoch(jf, ep, &es, secs, valid != NULL, rec, mrr);
+        if (valid && p->patience > 0 && since_best >= p->patience) {
+            rr_log(2, "early stop after epoch %zu: no gain for %zu epochs (best epoch %zu)", ep + 1, since_best,
+                   best_epoch);
+            break;
+        }
+    }
+    if (valid && best_epoch) memcpy(r->params, tr.best, r->lay.n_params * sizeof(float));
+    rr_blas_set_threads(blas_saved);
+#ifdef _OPENMP
+    omp_set_num_threads(omp_saved);
+#endif
+    if (jf && fclose(jf) != 0 && !s) s = rr_err(err, RR_ERR_IO, "%s: write failed", p->log_json);
+    trainer_free(&tr);
+    if (s && !numeric) {
+        rr_model_free(m);
+        return s;
+    }
+    rr_error merr;
+    rr_status ms = set_train_meta(m, p, &merr);
+    if (!ms) ms = set_meta_num(m, "train.epochs_run", (double)epochs_run, &merr);
+    if (!ms) ms = set_meta_num(m, "train.final_loss", last_loss, &merr);
+    if (!ms && valid) ms = set_meta_num(m, "train.best_epoch", (double)best_epoch, &merr);
+    if (!ms && valid) ms = set_meta_num(m, "train.best_recall@20", best_score, &merr);
+    if (!ms && valid) ms = set_meta_num(m, "train.best_mrr@20", best_mrr, &merr);
+    if (ms) {
+        rr_model_free(m);
+        if (err) *err = merr;
+        return ms;
+    }
+    *out = m;
+    return s; /* RR_OK, or RR_ERR_NUMERIC with a usable model */
+}
