@@ -398,11 +398,12 @@ static rr_status fr_validate(rr_freader *r, rr_error *err) {
     size_t len = r->len;
     if (len < 8) {
         if (memcmp(b, MAGIC, len) == 0)
-            return rr_err(err, RR_ERR_TRUNCATED, "file of %zu bytes is shorter than the header", len);
+            return rr_err(err, RR_ERR_TRUNCATED, "truncated model file: %zu bytes, shorter than the header", len);
         return rr_err(err, RR_ERR_FORMAT, "not an rnnrec model file (bad magic)");
     }
     if (memcmp(b, MAGIC, 8) != 0) return rr_err(err, RR_ERR_FORMAT, "not an rnnrec model file (bad magic)");
-    if (len < HDR_FIXED) return rr_err(err, RR_ERR_TRUNCATED, "file of %zu bytes is shorter than the header", len);
+    if (len < HDR_FIXED)
+        return rr_err(err, RR_ERR_TRUNCATED, "truncated model file: %zu bytes, shorter than the header", len);
     uint32_t version = get_u32(b + 8);
     if (version == 0) return rr_err(err, RR_ERR_FORMAT, "format version 0 is invalid");
     if (version > FMT_VERSION)
@@ -415,9 +416,9 @@ static rr_status fr_validate(rr_freader *r, rr_error *err) {
         return rr_err(err, RR_ERR_FORMAT, "header length %" PRIu32 " does not match %" PRIu32 " sections", hlen, nsec);
     if (flen < hlen) return rr_err(err, RR_ERR_FORMAT, "file length %" PRIu64 " is shorter than its header", flen);
     if ((uint64_t)len < flen)
-        return rr_err(err, RR_ERR_TRUNCATED, "file has %zu bytes, its header says %" PRIu64, len, flen);
+        return rr_err(err, RR_ERR_TRUNCATED, "truncated model file: %zu bytes, its header says %" PRIu64, len, flen);
     if ((uint64_t)len > flen)
-        return rr_err(err, RR_ERR_FORMAT, "%" PRIu64 " bytes of trailing data after the model", (uint64_t)len - flen);
+        return rr_err(err, RR_ERR_FORMAT, "%" PRIu64 " bytes of trailing data after the model (not a single model file?)", (uint64_t)len - flen);
     /* Header checksum with its own field zeroed. */
     uint32_t c = rr_crc32c(0, b, 20);
     static const unsigned char zero4[4];
