@@ -90,7 +90,8 @@ int cmd_recommend(int argc, char **argv) {
     int fallback = rr_state_len(st) == 0;
     if (!json) {
         for (size_t i = 0; i < n_ids; i++)
-            if (idx[i] < 0) fprintf(stderr, "rnnrec recommend: unknown item '%.*s' skipped\n", (int)len[i], items + start[i]);
+            if (idx[i] < 0)
+                fprintf(stderr, "rnnrec recommend: unknown item '%.*s' skipped\n", (int)len[i], items + start[i]);
         if (fallback) fprintf(stderr, "rnnrec recommend: no known items: ranking by popularity\n");
     }
     if (rr_recommend(m, &st, 1, k, exclude, top, sc, &err) != RR_OK) {

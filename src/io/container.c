@@ -418,7 +418,8 @@ static rr_status fr_validate(rr_freader *r, rr_error *err) {
     if ((uint64_t)len < flen)
         return rr_err(err, RR_ERR_TRUNCATED, "truncated model file: %zu bytes, its header says %" PRIu64, len, flen);
     if ((uint64_t)len > flen)
-        return rr_err(err, RR_ERR_FORMAT, "%" PRIu64 " bytes of trailing data after the model (not a single model file?)", (uint64_t)len - flen);
+        return rr_err(err, RR_ERR_FORMAT, "%" PRIu64 " bytes of trailing data after the model",
+                      (uint64_t)len - flen);
     /* Header checksum with its own field zeroed. */
     uint32_t c = rr_crc32c(0, b, 20);
     static const unsigned char zero4[4];
@@ -595,7 +596,8 @@ rr_status rr_fr_section(const rr_freader *r, const char *name, rr_dtype dt, cons
     const fr_section *s = fr_find(r, name);
     if (!s) return rr_err(err, RR_ERR_FORMAT, "section %s missing", name);
     if (s->dt != dt)
-        return rr_err(err, RR_ERR_FORMAT, "section %s has type %s, expected %s", name, rr_dtype_name(s->dt), rr_dtype_name(dt));
+        return rr_err(err, RR_ERR_FORMAT, "section %s has type %s, expected %s", name, rr_dtype_name(s->dt),
+                      rr_dtype_name(dt));
     *data = r->buf + s->off;
     *bytes = s->bytes;
     return RR_OK;
