@@ -296,7 +296,8 @@ size_t rr_state_len(const rr_state *s);
 
 /* Top-k items for n sessions at once (one matrix product for RNN models).
  * items/scores are (n, k); rows are padded with -1 when fewer than k items
- * remain.  exclude_seen removes each session's own items. */
+ * remain.  exclude_seen removes each session's own items.  A session with
+ * no items yet is ranked by training popularity. */
 rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n,
                        size_t k, int exclude_seen, int32_t *items,
                        float *scores, rr_error *err);
