@@ -16,7 +16,7 @@ step "2. preprocess: filters + time split (last 3 days -> test)"
 "$BIN" prep --split time --test-days 3 "$DIR/events.tsv" -o "$DIR"
 
 step "3. train"
-MODELS="pop spop markov iknn sknn vsknn gru"
+MODELS="pop spop markov iknn sknn vsknn"
 for m in $MODELS; do
   extra=()
   if [ "$m" = gru ]; then extra=(--layers 100 --batch-size 64 --epochs 3 --n-sample 1024 --loss cross-entropy --logq 1 --lr 0.1 --dropout-hidden 0.2 --quiet); fi
@@ -26,12 +26,10 @@ done
 step "4. evaluate on the full catalogue (conservative ties)"
 printf '%-8s %10s %10s %10s %10s %12s\n' model Recall@5 Recall@20 MRR@20 NDCG@20 Coverage@20
 for m in $MODELS; do
-  "$BIN" eval --cutoffs 5,20 --format tsv "$DIR/$m.rr" "$DIR/test.tsv" |
-    awk -v m="$m" -F'\t' '
-      $1=="cutoff" {next}
-      $1==5  {r5=$2}
-      $1==20 {r20=$2; mrr=$3; ndcg=$4; cov=$5}
-      END {printf "%-8s %10.4f %10.4f %10.4f %10.4f %12.4f\n", m, r5, r20, mrr, ndcg, cov}'
+  "$BIN" eval --cutoffs 5,20 --json "$DIR/$m.rr" "$DIR/test.tsv" |
+    awk -v m="$m" '
+      function get(k,   r) { if (match($0, "\"" k "\": [0-9.eE+-]+")) { r = substr($0, RSTART, RLENGTH); sub(/.*: /, "", r); return r } return "nan" }
+      { printf "%-8s %10.4f %10.4f %10.4f %10.4f %12.4f\n", m, get("recall@5"), get("recall@20"), get("mrr@20"), get("ndcg@20"), get("coverage@20") }'
 done
 
 step "5. recommendations for a sample test session (first 3 items)"
