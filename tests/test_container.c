@@ -197,6 +197,8 @@ static void test_errors(const unsigned char *img, size_t len) {
           RR_ERR_FORMAT);
     CHECK(rr_fr_open_mem("PK\x03\x04", 4, &r, &err) == RR_ERR_FORMAT);
     CHECK(rr_fr_open("/nonexistent/dir/model.rrm", &r, &err) == RR_ERR_IO);
+    CHECK(rr_fr_open("/dev/zero", &r, &err) == RR_ERR_IO); /* not a regular file: never read */
+    CHECK(rr_fr_open(".", &r, &err) == RR_ERR_IO);
     CHECK(r == NULL);
 
     /* bad magic */

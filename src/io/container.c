@@ -516,16 +516,10 @@ rr_status rr_fr_open(const char *path, rr_freader **r, rr_error *err) {
     if (!f) return rr_err(err, RR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        /* Not a regular file (a pipe, say): read it whole. */
+        /* A pipe or device has no size to check a header against, and
+         * /dev/zero would never end: model files must be regular files. */
         fclose(f);
-        char *data;
-        size_t len;
-        rr_status s = rr_read_file(path, 0, &data, &len, err);
-        if (s) return s;
-        s = rr_fr_open_mem(data, len, r, err);
-        free(data);
-        if (s) rr_err_prefix(err, "%s", path);
-        return s;
+        return rr_err(err, RR_ERR_IO, "%s: not a regular file", path);
     }
     size_t len = (size_t)st.st_size;
     unsigned char *buf = rr_alloc_aligned(len);
