@@ -293,6 +293,15 @@ static bool apply_update(trainer *tr) {
     float *P = tr->r->params;
     const size_t HL = lay->H_last;
     const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    {
+        /* A non-finite gradient anywhere makes this sum non-finite. */
+        float sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (size_t i = 0; i < lay->n_dense; i++) sum += w->gdense[i] * 0.0f;
+        for (size_t i = 0; i < w->nU * HL; i++) sum += w->gU[i] * 0.0f;
+        for (size_t i = 0; i < w->nE * ew; i++) sum += w->gE[i] * 0.0f;
+        if (!isfinite(sum)) return false;
+    }
     if (tr->p->clip_norm > 0) {
         /* global norm over every gradient of the step (dense and rows) */
         double sq = 0;
@@ -614,6 +623,16 @@ rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *
 #endif
     if (jf && fclose(jf) != 0 && !s) s = rr_err(err, RR_ERR_IO, "%s: write failed", p->log_json);
     trainer_free(&tr);
+    if (numeric) {
+        /* An update with finite gradients can still overflow a weight
+         * (absurd learning rates): never hand back non-finite weights. */
+        size_t bad = 0;
+        for (size_t i = 0; i < r->lay.n_params; i++) bad += !isfinite(r->params[i]);
+        if (bad) {
+            rr_err_prefix(err, "%zu weights are no longer finite, no model returned", bad);
+            numeric = 0;
+        }
+    }
     if (s && !numeric) {
         rr_model_free(m);
         return s;
