@@ -8,9 +8,10 @@
  * asked) and hands the dense prefix of the blob to the optimiser as one
  * vector and the item tables as the rows the step touched.
  *
- * Threads: OpenMP threads split the row loops of the step, the loss and
- * the optimiser; OpenBLAS gets the same count for the GEMMs, which run
- * outside parallel regions (so at most that many threads compute at once).
+ * Threads: one OpenMP pool does everything: large GEMMs are split into
+ * per-thread blocks (par_sgemm, OpenBLAS itself single-threaded), the cell
+ * forward into row blocks, and the loss and optimiser loops run in
+ * parallel.
  * Nothing depends on thread timing: same seed and thread count give the
  * same model bytes. */
 #include "train/trainer.h"
@@ -34,11 +35,43 @@
 #include "train/sampler.h"
 #include "util/util.h"
 
+/* GEMM for the training step: OpenBLAS runs single-threaded during
+ * training and large products are split into one column (or row) block
+ * per OpenMP thread.  Mixing OpenBLAS's own pool with OpenMP regions made
+ * two threads 7x slower than one here (both pools spin-wait); with one
+ * pool the blocks are exact slices of the same product. */
+static void par_sgemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
+    int nt = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) nt = omp_get_max_threads();
+#endif
+    if (nt < 2 || (double)M * (double)N * (double)K < 262144.0) {
+        rr_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    const bool cols = N >= M;
+    const size_t D = cols ? N : M;
+    size_t chunk = (D + (size_t)nt - 1) / (size_t)nt;
+    chunk = (chunk + 15) & ~(size_t)15;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int t = 0; t < nt; t++) {
+        size_t a = (size_t)t * chunk, e = a + chunk < D ? a + chunk : D;
+        if (a >= e) continue;
+        if (cols) /* C[:, a:e] = op(A) op(B)[:, a:e] */
+            rr_sgemm(transA, transB, M, e - a, K, alpha, A, lda, transB ? B + a * ldb : B + a, ldb, beta, C + a,
+                     ldc);
+        else /* C[a:e, :] = op(A)[a:e, :] op(B) */
+            rr_sgemm(transA, transB, e - a, N, K, alpha, transA ? A + a : A + a * lda, lda, B, ldb, beta,
+                     C + a * ldc, ldc);
+    }
+}
+
 /* ---- the step in float (tests/test_rnn_grad.c builds the double one) */
 
 #define T float
 #define SFX f32
-#define GEMM rr_sgemm
+#define GEMM par_sgemm
 #define LOSS rr_loss_f32
 #define ACT_FWD rr_act_forward_f32
 #define ACT_BWD rr_act_backward_f32
@@ -559,15 +592,15 @@ rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *
         rr_model_free(m);
         return s;
     }
-    /* Threads: OpenMP for the row loops, OpenBLAS for the GEMMs (never
-     * both at once). */
+    /* Threads: one OpenMP pool (see the top of the file); OpenBLAS is set
+     * to one thread while training and restored afterwards. */
     const int nt = rr_threads(p->threads);
 #ifdef _OPENMP
     const int omp_saved = omp_get_max_threads();
     omp_set_num_threads(nt);
 #endif
     const int blas_saved = rr_blas_get_threads();
-    rr_blas_set_threads(nt);
+    rr_blas_set_threads(1);
 
     size_t total_events = 0;
     for (size_t i = 0; i < tr.n_order; i++) total_events += rr_session_len(tr.sess, (size_t)tr.order[i]) - 1;
