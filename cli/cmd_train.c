@@ -344,7 +344,18 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     double t1 = rr_now();
-    if (rr_model_train(&m, train, valid, &c.tp, &err) != RR_OK) {
+    rr_status ts = rr_model_train(&m, train, valid, &c.tp, &err);
+    if (ts == RR_ERR_NUMERIC && m) {
+        /* Training diverged: keep the last good model, but fail the run. */
+        ret = cli_fail(cmd, &err);
+        rr_error serr;
+        if (rr_model_save(m, c.out, &serr) == RR_OK)
+            fprintf(stderr, "rnnrec train: kept the last good model in %s\n", c.out);
+        else
+            cli_fail(cmd, &serr);
+        goto done;
+    }
+    if (ts != RR_OK) {
         ret = cli_fail(cmd, &err);
         goto done;
     }

@@ -268,7 +268,9 @@ rr_status rr_train_params_preset(rr_train_params *p, const char *name, rr_error 
 const char *rr_train_params_check(const rr_train_params *p);
 
 /* Trains a model.  valid may be NULL; with it, RNN training evaluates after
- * each epoch and keeps the best epoch (early stopping by patience). */
+ * each epoch and keeps the best epoch (early stopping by patience).
+ * RR_ERR_NUMERIC means the loss became NaN or infinite; *out then holds the
+ * last good model when there is one (the caller frees it), else NULL. */
 rr_status rr_model_train(rr_model **out, const rr_dataset *train,
                          const rr_dataset *valid, const rr_train_params *p,
                          rr_error *err);

@@ -97,19 +97,27 @@ rr_status rr_model_train(rr_model **out, const rr_dataset *train, const rr_datas
     if (train->s.n_events == 0) return rr_err(err, RR_ERR_EMPTY, "training data has no events");
     rr_model *m = NULL;
     rr_status s = fit(&m, train, valid, p, err);
-    if (s) return s;
-    char buf[32];
-    s = rr_model_set_meta(m, "rnnrec_version", rr_version(), err);
-    snprintf(buf, sizeof buf, "%zu", train->s.n_events);
-    if (!s && !rr_model_meta(m, "train_events")) s = rr_model_set_meta(m, "train_events", buf, err);
-    snprintf(buf, sizeof buf, "%zu", train->s.n_sessions);
-    if (!s && !rr_model_meta(m, "train_sessions")) s = rr_model_set_meta(m, "train_sessions", buf, err);
-    if (s) {
+    /* A diverged run (RR_ERR_NUMERIC) may still hand back its last good
+     * model; pass it on with the status so the caller can keep it. */
+    rr_status fit_status = s;
+    if (s && !(s == RR_ERR_NUMERIC && m)) {
         rr_model_free(m);
         return s;
     }
+    rr_error meta_err;
+    rr_error *merr = fit_status ? &meta_err : err;
+    char buf[32];
+    s = rr_model_set_meta(m, "rnnrec_version", rr_version(), merr);
+    snprintf(buf, sizeof buf, "%zu", train->s.n_events);
+    if (!s && !rr_model_meta(m, "train_events")) s = rr_model_set_meta(m, "train_events", buf, merr);
+    snprintf(buf, sizeof buf, "%zu", train->s.n_sessions);
+    if (!s && !rr_model_meta(m, "train_sessions")) s = rr_model_set_meta(m, "train_sessions", buf, merr);
+    if (s) {
+        rr_model_free(m);
+        return fit_status ? fit_status : s;
+    }
     *out = m;
-    return RR_OK;
+    return fit_status;
 }
 
 rr_status rr_model_save(const rr_model *m, const char *path, rr_error *err) {
