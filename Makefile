@@ -37,6 +37,12 @@ bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target benches
 	@bash bench/run.sh $(BUILD)
 
+# `make fuzz`: builds the libFuzzer harnesses with clang (fuzz/Makefile) and
+# runs each for FUZZ_SECONDS; see docs/reliability.md.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@for h in reader model http; do bash fuzz/run.sh $$h $(FUZZ_SECONDS) || exit 1; done
+
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
