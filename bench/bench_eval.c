@@ -3,10 +3,13 @@
  *
  * 1. Synthetic: POP on 43,097 items (diginetica-srgnn's catalogue size) with
  *    Zipf counts, ~60k targets, 1 and 2 threads.
- * 2. diginetica-srgnn from $RR_SHARED_DATA when present: train = sessions
+ * 2. Synthetic GRU (one layer of H units, tied embedding, GRU4Rec's random
+ *    initialisation) on the same 43,097 items, H = 100 and H = 512, 1 and 2
+ *    threads, with the FLOP floor per target (2 H N multiply-adds).
+ * 3. diginetica-srgnn from $RR_SHARED_DATA when present: train = sessions
  *    1..186,670, test = 186,671.. (the SR-GNN split, 60,858 targets), for
  *    POP and, when built in, spop and markov.
- * Usage: bench_eval [threads] */
+ * Usage: bench_eval [threads] [gru-only]   (gru-only 1: only part 2) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "data/dataset.h"
 #include "models/model.h"
+#include "models/rnn.h"
 #include "rnnrec.h"
 #include "util/util.h"
 
@@ -108,9 +112,53 @@ static int run(const char *label, const rr_model *m, const rr_dataset *test, int
     return 0;
 }
 
+/* A GRU model on train's items with GRU4Rec's initialisation, untrained:
+ * the scoring cost does not depend on what the weights learned. */
+static rr_model *gru_model(const rr_dataset *train, size_t H, rr_rng *rng, rr_error *err) {
+    rr_model *m = NULL;
+    if (rr_model_new_common(&m, &rr_gru_ops, train, err)) return NULL;
+    rr_rnn_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.cell = RR_CELL_GRU;
+    sh.n_items = m->n_items;
+    sh.n_layers = 1;
+    sh.layers[0] = H;
+    sh.embedding = -1;
+    sh.final_act = RR_ACT_LINEAR;
+    rr_rnn *r = NULL;
+    if (rr_rnn_new(&r, &sh, err)) {
+        rr_model_free(m);
+        return NULL;
+    }
+    rr_rnn_init(r, rng);
+    m->impl = r;
+    return m;
+}
+
+static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, int max_threads, rr_rng *rng) {
+    rr_error err;
+    rr_model *m = gru_model(train, H, rng, &err);
+    if (!m) return die(&err);
+    for (int t = 1; t <= max_threads; t++) {
+        rr_eval_params p;
+        rr_eval_params_default(&p);
+        p.threads = t;
+        rr_eval_result r;
+        if (rr_evaluate(m, test, &p, &r, &err)) return die(&err);
+        double tps = (double)r.n_targets / r.seconds, flop = 2.0 * (double)H * (double)r.n_items;
+        printf("synthetic gru H %-4zu threads %d: %zu targets, %zu items, %.3f s, %.0f targets/s, "
+               "%.1f GFLOP/s of the 2HN floor, Recall@20 %.6f MRR@20 %.6f\n",
+               H, t, r.n_targets, r.n_items, r.seconds, tps, tps * flop * 1e-9, r.recall[3], r.mrr[3]);
+        fflush(stdout);
+    }
+    rr_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int max_threads = argc > 1 ? atoi(argv[1]) : 2;
     if (max_threads < 1) max_threads = 1;
+    int gru_only = argc > 2 && atoi(argv[2]) != 0;
     rr_error err;
     rr_rng rng;
     rr_rng_seed(&rng, 1);
@@ -123,17 +171,24 @@ int main(int argc, char **argv) {
     cdf[ni - 1] = 1.0;
     rr_dataset *train = synth(&rng, ni, 180000, 5, cdf);
     rr_dataset *test = synth(&rng, ni, 16000, 5, cdf);
-    free(cdf);
     rr_train_params tp;
     rr_train_params_default(&tp);
     tp.kind = "pop";
     rr_model *m = NULL;
-    if (rr_model_train(&m, train, NULL, &tp, &err)) return die(&err);
-    for (int t = 1; t <= max_threads; t++)
-        if (run("synthetic pop (43,097 items)", m, test, t)) return 1;
-    rr_model_free(m);
+    if (!gru_only) {
+        if (rr_model_train(&m, train, NULL, &tp, &err)) return die(&err);
+        for (int t = 1; t <= max_threads; t++)
+            if (run("synthetic pop (43,097 items)", m, test, t)) return 1;
+        rr_model_free(m);
+    }
+    /* a quarter of the test sessions (~16k targets) keeps H 512 short */
+    rr_dataset *gtest = synth(&rng, ni, 4000, 5, cdf);
+    free(cdf);
+    if (run_gru(100, train, gtest, max_threads, &rng) || run_gru(512, train, gtest, max_threads, &rng)) return 1;
+    rr_dataset_free(gtest);
     rr_dataset_free(train);
     rr_dataset_free(test);
+    if (gru_only) return 0;
 
     const char *dir = getenv("RR_SHARED_DATA");
     char path[4096];

@@ -27,5 +27,45 @@ size_t rr_rank_scan(const float *scores, size_t n, float target, size_t k, size_
 /* Testing hook: 1 forces the portable kernels even where AVX2 is available
  * (not thread-safe; set it before ranking starts). */
 void rr_rank_force_portable(int on);
+int rr_rank_portable_forced(void);
+
+/* ---- fused scoring and ranking for models with a linear head (fused.c).
+ * For each of n sessions: the scores of all N items (models/head.h), the
+ * session's `seen` items set to -inf, then the rank counts of its target
+ * (when target is not NULL) and its top-k, exactly as rr_rank_scan gives
+ * them on the full score row, without the row ever being stored. */
+struct rr_head;
+typedef struct rr_fused_job {
+    const struct rr_head *h;
+    const float *const *vecs;    /* (n) the sessions' D-vectors */
+    size_t n;
+    const int32_t *target;       /* (n) items to rank, or NULL */
+    const int32_t *const *seen;  /* (n) items excluded per session, or NULL */
+    const size_t *n_seen;        /* (n) lengths of the seen lists */
+    size_t k;                    /* top-k length, 1 <= k <= N */
+    int threads;                 /* threads splitting the items (>= 1) */
+} rr_fused_job;
+
+typedef struct rr_fused_out {
+    float *tscore;               /* (n) target scores (-inf when seen); with target */
+    size_t *ng, *ne;             /* (n) items above / equal to the target; with target */
+    int32_t *top;                /* (n, k) top items, best first, ties by lower index */
+    float *tops;                 /* (n, k) their scores */
+    size_t *ntop;                /* (n) entries written (< k when fewer items beat -inf) */
+} rr_fused_out;
+
+/* Reusable buffers of the engine: *scratch may be NULL (allocated here) and
+ * only grows, so calls with the same shapes do not allocate. */
+typedef struct rr_fused_scratch rr_fused_scratch;
+void rr_fused_scratch_free(rr_fused_scratch *s);
+
+/* Testing hook: 1 makes rr_evaluate score models with a linear head through
+ * ops->score into full rows, as for every other kind (not thread-safe). */
+void rr_eval_force_unfused(int on);
+
+#define RR_FUSED_MERGE_MAX 256   /* top lists up to this long merge on the stack */
+
+rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out,
+                        rr_error *err);
 
 #endif

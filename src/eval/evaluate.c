@@ -45,6 +45,7 @@
 #endif
 
 #include "eval/eval.h"
+#include "models/head.h"
 #include "models/model.h"
 #include "util/util.h"
 
@@ -70,6 +71,10 @@ void rr_eval_params_default(rr_eval_params *p) {
 typedef unsigned __int128 fx_sum;
 static inline fx_sum fx(double v) { return (fx_sum)(uint64_t)(v * 0x1p62 + 0.5); }
 static inline double fx_mean(fx_sum s, size_t n) { return n ? (double)s * 0x1p-62 / (double)n : 0.0; }
+
+static int force_unfused;
+
+void rr_eval_force_unfused(int on) { force_unfused = on; }
 
 static rr_status check_params(const rr_eval_params *p, rr_error *err) {
     if (p->n_cutoffs < 1 || p->n_cutoffs > RR_MAX_CUTOFFS)
@@ -139,6 +144,14 @@ typedef struct engine {
     float *tops;        /* (B, kmax) their scores */
     size_t *ntop;       /* (B) */
     uint32_t *best_pos; /* (ni) best position of each item in any top list */
+    /* fused path (models with a linear head): no score block */
+    int fused;
+    rr_head head;
+    const float **vecs; /* (B) the rows' head vectors */
+    const int32_t **seen; /* (B) the rows' items so far */
+    size_t *n_seen, *ng, *ne; /* (B) */
+    float *tsc;         /* (B) target scores */
+    rr_fused_scratch *fz;
 } engine;
 
 static void engine_free(engine *g) {
@@ -157,11 +170,20 @@ static void engine_free(engine *g) {
     free(g->tops);
     free(g->ntop);
     free(g->best_pos);
+    free(g->vecs);
+    free(g->seen);
+    free(g->n_seen);
+    free(g->ng);
+    free(g->ne);
+    free(g->tsc);
+    rr_fused_scratch_free(g->fz);
     memset(g, 0, sizeof *g);
 }
 
-static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax, size_t nc, rr_error *err) {
+static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax, size_t nc, int fused,
+                             rr_error *err) {
     memset(g, 0, sizeof *g);
+    g->fused = fused && rr_model_head(m, &g->head);
     g->B = B;
     g->ni = m->n_items;
     g->kmax = kmax;
@@ -176,14 +198,23 @@ static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax
         g->step_items = rr_malloc_n(B, sizeof *g->step_items);
         g->rows = rr_malloc_n(B, sizeof *g->rows);
         g->target = rr_malloc_n(B, sizeof *g->target);
-        g->scores = rr_alloc_aligned(sb);
+        g->scores = g->fused ? NULL : rr_alloc_aligned(sb);
         g->rank = rr_malloc_n(B, sizeof *g->rank);
         g->top = rr_malloc_n(B * kmax, sizeof *g->top);
         g->tops = rr_malloc_n(B * kmax, sizeof *g->tops);
         g->ntop = rr_malloc_n(B, sizeof *g->ntop);
         g->best_pos = rr_malloc_n(g->ni, sizeof *g->best_pos);
-        ok = g->st && g->sess && g->pos && g->hs && g->step_items && g->rows && g->target && g->scores &&
-             g->rank && g->top && g->tops && g->ntop && g->best_pos;
+        ok = g->st && g->sess && g->pos && g->hs && g->step_items && g->rows && g->target &&
+             (g->scores || g->fused) && g->rank && g->top && g->tops && g->ntop && g->best_pos;
+        if (ok && g->fused) {
+            g->vecs = rr_malloc_n(B, sizeof *g->vecs);
+            g->seen = rr_malloc_n(B, sizeof *g->seen);
+            g->n_seen = rr_malloc_n(B, sizeof *g->n_seen);
+            g->ng = rr_malloc_n(B, sizeof *g->ng);
+            g->ne = rr_malloc_n(B, sizeof *g->ne);
+            g->tsc = rr_malloc_n(B, sizeof *g->tsc);
+            ok = g->vecs && g->seen && g->n_seen && g->ng && g->ne && g->tsc;
+        }
         for (size_t b = 0; ok && b < B; b++) ok = (g->st[b] = rr_state_new(m)) != NULL;
     }
     if (!ok) {
@@ -215,6 +246,24 @@ static void rank_row(engine *g, size_t r, const rr_eval_params *p) {
     g->ntop[r] = rr_rank_scan(row, ni, tsc, kmax, &ng, &ne, g->top + r * kmax, g->tops + r * kmax);
     /* -inf (excluded) and NaN targets are misses. */
     g->rank[r] = tsc > -INFINITY ? tie_rank(p->ties, ng, ne) : 0.0;
+}
+
+/* The fused path: scores, ranks and top-K of the block's rows in one pass
+ * over the item table, threads splitting the items (eval/fused.c). */
+static rr_status rank_rows_fused(engine *g, size_t n_rows, const rr_eval_params *p, int nt, rr_error *err) {
+    for (size_t r = 0; r < n_rows; r++) {
+        g->vecs[r] = g->rows[r]->h + g->head.off;
+        g->seen[r] = g->rows[r]->items;
+        g->n_seen[r] = g->rows[r]->n;
+    }
+    rr_fused_job job = {&g->head, g->vecs, n_rows, g->target, p->exclude_seen ? g->seen : NULL, g->n_seen,
+                        g->kmax, nt};
+    rr_fused_out out = {g->tsc, g->ng, g->ne, g->top, g->tops, g->ntop};
+    rr_status s = rr_fused_rank(&job, &g->fz, &out, err);
+    if (s) return s;
+    for (size_t r = 0; r < n_rows; r++)
+        g->rank[r] = g->tsc[r] > -INFINITY ? tie_rank(p->ties, g->ng[r], g->ne[r]) : 0.0;
+    return RR_OK;
 }
 
 /* Rank and top-K of each scored row; rows are independent, so threads may
@@ -315,7 +364,11 @@ static rr_status run_engine(engine *g, shared *sh, int nt, sums *sm, rr_error *e
             }
         }
         if (n_step) m->ops->step(m, g->hs, g->step_items, n_step);
-        if (n_rows) {
+        if (n_rows && g->fused) {
+            rr_status s = rank_rows_fused(g, n_rows, p, nt, err);
+            if (s) return s;
+            accumulate(g, n_rows, p, sh->pop_share, sm);
+        } else if (n_rows) {
             rr_status s = m->ops->score(m, g->rows, n_rows, g->scores, err);
             if (s) return s;
             rank_rows(g, n_rows, p, nt);
@@ -402,7 +455,7 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
     rr_error *errs = rr_calloc_n((size_t)n_eng, sizeof *errs);
     rr_status *st = rr_calloc_n((size_t)n_eng, sizeof *st);
     if (!pop_share || !eng || !sm || !errs || !st) s = rr_err(err, RR_ERR_NOMEM, "out of memory");
-    for (int e = 0; !s && e < n_eng; e++) s = engine_init(&eng[e], m, B, kmax, nc, err);
+    for (int e = 0; !s && e < n_eng; e++) s = engine_init(&eng[e], m, B, kmax, nc, !force_unfused, err);
     if (!s) {
         double maxc = 0;
         for (size_t i = 0; i < ni; i++)

@@ -145,6 +145,7 @@ __attribute__((target("avx2"))) static size_t scan_avx2(const float *row, size_t
 static int force_portable;
 
 void rr_rank_force_portable(int on) { force_portable = on; }
+int rr_rank_portable_forced(void) { return force_portable; }
 
 static int use_avx2(void) {
 #ifdef HAVE_AVX2_PATH

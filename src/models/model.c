@@ -5,10 +5,15 @@
 #include "models/model.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "eval/eval.h"
+#include "models/head.h"
 #include "util/util.h"
 
 rr_status rr_model_new_common(rr_model **out, const rr_model_ops *ops, const rr_dataset *train,
@@ -292,47 +297,183 @@ size_t rr_state_len(const rr_state *s) { return s->n; }
 
 /* --------------------------------------------------------------- recommend */
 
+/* Per-thread scratch of rr_recommend: buffers only grow, so steady-state
+ * calls (a server's batcher asking for up to its batch size) allocate
+ * nothing.  Freed when the thread exits (pthread key destructor). */
+typedef struct rec_ctx {
+    size_t cap_n, cap_nk, cap_ni, cap_rows;
+    rr_state **live;        /* (cap_n) sessions with items */
+    const float **vecs;     /* (cap_n) their head vectors */
+    const int32_t **seen;   /* (cap_n) their items */
+    size_t *n_seen, *ntop;  /* (cap_n) */
+    int32_t *top;           /* (cap_nk) (n_live, kk) */
+    float *tops;            /* (cap_nk) */
+    float *pop;             /* (cap_ni) popularity row */
+    float *block;           /* (cap_rows) unfused score rows, 64-byte aligned */
+    rr_fused_scratch *fz;
+} rec_ctx;
+
+static pthread_key_t rec_key;
+static pthread_once_t rec_once = PTHREAD_ONCE_INIT;
+
+static void rec_ctx_free(void *p) {
+    rec_ctx *c = p;
+    if (!c) return;
+    free(c->live);
+    free(c->vecs);
+    free(c->seen);
+    free(c->n_seen);
+    free(c->ntop);
+    free(c->top);
+    free(c->tops);
+    free(c->pop);
+    rr_free_aligned(c->block);
+    rr_fused_scratch_free(c->fz);
+    free(c);
+}
+
+static void rec_key_make(void) { (void)pthread_key_create(&rec_key, rec_ctx_free); }
+
+static rec_ctx *rec_ctx_get(void) {
+    pthread_once(&rec_once, rec_key_make);
+    rec_ctx *c = pthread_getspecific(rec_key);
+    if (c) return c;
+    c = calloc(1, sizeof *c);
+    if (c && pthread_setspecific(rec_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Grows the per-session arrays to n and the top buffers to nk entries. */
+static bool rec_ctx_reserve(rec_ctx *c, size_t n, size_t nk, size_t ni) {
+    if (n > c->cap_n) {
+        rr_state **l = rr_realloc_n(c->live, n, sizeof *l);
+        if (l) c->live = l;
+        const float **v = rr_realloc_n(c->vecs, n, sizeof *v);
+        if (v) c->vecs = v;
+        const int32_t **sv = rr_realloc_n(c->seen, n, sizeof *sv);
+        if (sv) c->seen = sv;
+        size_t *ns = rr_realloc_n(c->n_seen, n, sizeof *ns);
+        if (ns) c->n_seen = ns;
+        size_t *nt = rr_realloc_n(c->ntop, n, sizeof *nt);
+        if (nt) c->ntop = nt;
+        if (!l || !v || !sv || !ns || !nt) return false;
+        c->cap_n = n;
+    }
+    if (nk > c->cap_nk) {
+        int32_t *t = rr_realloc_n(c->top, nk, sizeof *t);
+        if (t) c->top = t;
+        float *ts = rr_realloc_n(c->tops, nk, sizeof *ts);
+        if (ts) c->tops = ts;
+        if (!t || !ts) return false;
+        c->cap_nk = nk;
+    }
+    if (ni > c->cap_ni) {
+        float *p = rr_realloc_n(c->pop, ni, sizeof *p);
+        if (!p) return false;
+        c->pop = p;
+        c->cap_ni = ni;
+    }
+    return true;
+}
+
+/* Threads that may split one call's items: the caller's OpenMP setting
+ * (omp_set_num_threads / OMP_NUM_THREADS), 1 inside a parallel region. */
+static int rec_threads(void) {
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n, size_t k, int exclude_seen,
                        int32_t *items, float *scores, rr_error *err) {
     if (n == 0 || k == 0) return RR_OK;
     for (size_t i = 0; i < n; i++)
         if (!states[i] || states[i]->model != m)
             return rr_err(err, RR_ERR_ARG, "rr_recommend: state %zu does not belong to this model", i);
-    size_t ni = m->n_items, kk = k < ni ? k : ni;
+    size_t ni = m->n_items, kk = k < ni ? k : ni, nk;
+    rec_ctx *c = rec_ctx_get();
+    if (!c || !rr_mul_size(n, kk, &nk) || !rec_ctx_reserve(c, n, nk, ni))
+        return rr_err(err, RR_ERR_NOMEM, "rr_recommend: out of memory for %zu sessions", n);
     /* Sessions with no items yet have no meaningful model score: they get
      * the training popularity (the counts every model keeps). */
     size_t n_live = 0;
-    for (size_t i = 0; i < n; i++) n_live += states[i]->n > 0;
-    size_t rows = n_live + (n_live < n), bytes;
-    if (!rr_mul_size(rows, ni, &bytes) || !rr_mul_size(bytes, sizeof(float), &bytes))
-        return rr_err(err, RR_ERR_NOMEM, "rr_recommend: %zu sessions x %zu items is too large", n, ni);
-    float *buf = rr_alloc_aligned(bytes); /* (rows, ni): live rows, then a popularity row */
-    rr_state **live = rr_malloc_n(n_live ? n_live : 1, sizeof *live);
-    if (!buf || !live) {
-        rr_free_aligned(buf);
-        free(live);
-        return rr_err(err, RR_ERR_NOMEM, "rr_recommend: out of memory");
-    }
-    for (size_t i = 0, j = 0; i < n; i++)
-        if (states[i]->n > 0) live[j++] = states[i];
+    for (size_t i = 0; i < n; i++)
+        if (states[i]->n > 0) c->live[n_live++] = states[i];
     rr_status s = RR_OK;
-    if (n_live) s = m->ops->score(m, live, n_live, buf, err);
-    if (n_live < n) {
-        float *pop = buf + n_live * ni;
-        for (size_t j = 0; j < ni; j++) pop[j] = (float)m->counts[j];
-    }
-    for (size_t i = 0, j = 0; s == RR_OK && i < n; i++) {
-        const rr_state *st = states[i];
-        float *row = st->n > 0 ? buf + (j++) * ni : buf + n_live * ni;
-        if (exclude_seen)
-            for (size_t t = 0; t < st->n; t++) row[st->items[t]] = -INFINITY;
-        rr_topk(row, ni, kk, items + i * k, scores + i * k);
-        for (size_t t = kk; t < k; t++) {
-            items[i * k + t] = -1;
-            scores[i * k + t] = -INFINITY;
+    rr_head hd;
+    if (n_live && rr_model_head(m, &hd)) {
+        /* Linear head: fused scoring and top-k (eval/fused.c), no rows. */
+        for (size_t j = 0; j < n_live; j++) {
+            c->vecs[j] = c->live[j]->h + hd.off;
+            c->seen[j] = c->live[j]->items;
+            c->n_seen[j] = c->live[j]->n;
+        }
+        rr_fused_job job = {&hd, c->vecs, n_live, NULL, exclude_seen ? c->seen : NULL, c->n_seen, kk,
+                            rec_threads()};
+        rr_fused_out out = {NULL, NULL, NULL, c->top, c->tops, c->ntop};
+        s = rr_fused_rank(&job, &c->fz, &out, err);
+    } else if (n_live) {
+        /* Any other kind: full score rows, then a top-k per row. */
+        size_t cells;
+        if (!rr_mul_size(n_live, ni, &cells) || !rr_mul_size(cells, sizeof(float), &cells))
+            return rr_err(err, RR_ERR_NOMEM, "rr_recommend: %zu sessions x %zu items is too large", n, ni);
+        if (cells > c->cap_rows) {
+            rr_free_aligned(c->block);
+            c->block = rr_alloc_aligned(cells);
+            c->cap_rows = c->block ? cells : 0;
+            if (!c->block) return rr_err(err, RR_ERR_NOMEM, "rr_recommend: out of memory");
+        }
+        s = m->ops->score(m, c->live, n_live, c->block, err);
+        for (size_t j = 0; s == RR_OK && j < n_live; j++) {
+            const rr_state *st = c->live[j];
+            float *row = c->block + j * ni;
+            if (exclude_seen)
+                for (size_t t = 0; t < st->n; t++) row[st->items[t]] = -INFINITY;
+            rr_topk(row, ni, kk, c->top + j * kk, c->tops + j * kk);
+            size_t q = kk;
+            while (q > 0 && c->top[j * kk + q - 1] < 0) q--;
+            c->ntop[j] = q;
         }
     }
-    rr_free_aligned(buf);
-    free(live);
-    return s;
+    if (s) return s;
+    int32_t *pop_top = NULL;
+    float *pop_sc = NULL;
+    if (n_live < n) {
+        /* One popularity list serves every empty session (none has items
+         * to exclude); it goes in the first empty session's output row. */
+        for (size_t j = 0; j < ni; j++) c->pop[j] = (float)m->counts[j];
+        for (size_t i = 0; i < n && !pop_top; i++)
+            if (states[i]->n == 0) {
+                pop_top = items + i * k;
+                pop_sc = scores + i * k;
+            }
+        rr_topk(c->pop, ni, kk, pop_top, pop_sc);
+    }
+    for (size_t i = 0, j = 0; i < n; i++) {
+        int32_t *ti = items + i * k;
+        float *ts = scores + i * k;
+        if (states[i]->n > 0) {
+            size_t q = c->ntop[j];
+            memcpy(ti, c->top + j * kk, q * sizeof *ti);
+            memcpy(ts, c->tops + j * kk, q * sizeof *ts);
+            for (; q < kk; q++) {
+                ti[q] = -1;
+                ts[q] = -INFINITY;
+            }
+            j++;
+        } else if (ti != pop_top) {
+            memcpy(ti, pop_top, kk * sizeof *ti);
+            memcpy(ts, pop_sc, kk * sizeof *ts);
+        }
+        for (size_t t = kk; t < k; t++) {
+            ti[t] = -1;
+            ts[t] = -INFINITY;
+        }
+    }
+    return RR_OK;
 }

@@ -1,0 +1,391 @@
+/* fused.c - full-catalogue ranking of models with a linear head, with the
+ * scoring fused into it (models/head.h).
+ *
+ * Instead of writing an (n, N) block of scores to memory and reading it
+ * back, the engine scores a tile of up to 16 sessions against a slice of S
+ * items into a small item-major buffer (S, 16) that stays in L1/L2, applies
+ * the exclusions, and updates each session's rank counts and top-k from it
+ * at once.  Loops, outermost first:
+ *   thread   a contiguous item range [a, b) (threads split the items, so
+ *            any number of sessions keeps both cores busy; each thread
+ *            keeps its own counts and top lists, merged at the end)
+ *   panel    up to P tiles of sessions, their packed vectors in L2
+ *   slice    S items of the range: the table rows W[j0 .. j0+S) are read
+ *            from memory once per panel and then come from L2
+ *   tile     score the tile x slice, exclusions, rank/top-k scan
+ * Exactness: the target's score is computed first by rr_head_score_one,
+ * which is bit-identical to the value the tile kernel gives the same item
+ * (head.h), so the counts are those of the unfused path: n_greater items
+ * strictly above the target, n_equal equal to it, the target included.
+ * Top-k: items of a session arrive in increasing index order within a
+ * thread's range and the threshold test is strict, so ties go to the lower
+ * index as in rr_topk; merging the threads' lists in range order and taking
+ * the earlier list on equal scores keeps that. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "eval/eval.h"
+#include "models/head.h"
+#include "util/util.h"
+
+#define T RR_HEAD_TILE
+#define MAX_THREADS 64
+
+/* Per-thread accumulators for all n sessions (lanes of n_tiles tiles). */
+typedef struct fz_thread {
+    float *buf;       /* (S, T) slice scores, 64-byte aligned */
+    float *thr;       /* (n_tiles * T) top-k threshold per lane (+inf: pad lane) */
+    size_t *ng, *ne;  /* (n_tiles * T) rank counts */
+    size_t *cnt;      /* (n) entries in each top list */
+    int32_t *ti;      /* (n, k) top items, best first */
+    float *ts;        /* (n, k) their scores */
+} fz_thread;
+
+struct rr_fused_scratch {
+    size_t cap_n, cap_k, cap_D, cap_S;
+    int cap_nt;
+    float *hp;        /* (n_tiles, D, T) packed session vectors */
+    float *tvec;      /* (n_tiles * T) target score per lane (NaN: none) */
+    fz_thread th[MAX_THREADS];
+};
+
+static void thread_free(fz_thread *t) {
+    rr_free_aligned(t->buf);
+    free(t->thr);
+    free(t->ng);
+    free(t->ne);
+    free(t->cnt);
+    free(t->ti);
+    free(t->ts);
+    memset(t, 0, sizeof *t);
+}
+
+void rr_fused_scratch_free(rr_fused_scratch *s) {
+    if (!s) return;
+    for (int t = 0; t < MAX_THREADS; t++) thread_free(&s->th[t]);
+    rr_free_aligned(s->hp);
+    free(s->tvec);
+    free(s);
+}
+
+/* Grows s to hold n sessions, top-k k, width D, slices of S items and nt
+ * threads.  Buffers only grow, so a reused scratch stops allocating. */
+static rr_status scratch_reserve(rr_fused_scratch **sp, size_t n, size_t k, size_t D, size_t S, int nt,
+                                 rr_error *err) {
+    rr_fused_scratch *s = *sp;
+    if (!s) {
+        s = *sp = calloc(1, sizeof *s);
+        if (!s) return rr_err(err, RR_ERR_NOMEM, "out of memory for ranking scratch");
+    }
+    if (n <= s->cap_n && k <= s->cap_k && D <= s->cap_D && S <= s->cap_S && nt <= s->cap_nt) return RR_OK;
+    size_t cn = n > s->cap_n ? n : s->cap_n, ck = k > s->cap_k ? k : s->cap_k;
+    size_t cD = D > s->cap_D ? D : s->cap_D, cS = S > s->cap_S ? S : s->cap_S;
+    int cnt_ = nt > s->cap_nt ? nt : s->cap_nt;
+    size_t lanes, hpn, nk, bufn;
+    bool ok = rr_mul_size((cn + T - 1) / T, T, &lanes) && rr_mul_size(lanes, cD, &hpn) &&
+              rr_mul_size(hpn, sizeof(float), &hpn) && rr_mul_size(cn, ck, &nk) && rr_mul_size(cS, T, &bufn) &&
+              rr_mul_size(bufn, sizeof(float), &bufn);
+    if (!ok) return rr_err(err, RR_ERR_NOMEM, "ranking scratch: %zu sessions x %zu is too large", n, k);
+    rr_free_aligned(s->hp);
+    free(s->tvec);
+    s->hp = rr_alloc_aligned(hpn ? hpn : 64);
+    s->tvec = rr_malloc_n(lanes, sizeof *s->tvec);
+    ok = s->hp && s->tvec;
+    for (int t = 0; t < cnt_ && ok; t++) {
+        fz_thread *th = &s->th[t];
+        thread_free(th);
+        th->buf = rr_alloc_aligned(bufn);
+        th->thr = rr_malloc_n(lanes, sizeof *th->thr);
+        th->ng = rr_malloc_n(lanes, sizeof *th->ng);
+        th->ne = rr_malloc_n(lanes, sizeof *th->ne);
+        th->cnt = rr_malloc_n(cn, sizeof *th->cnt);
+        th->ti = rr_malloc_n(nk ? nk : 1, sizeof *th->ti);
+        th->ts = rr_malloc_n(nk ? nk : 1, sizeof *th->ts);
+        ok = th->buf && th->thr && th->ng && th->ne && th->cnt && th->ti && th->ts;
+    }
+    if (!ok) {
+        rr_fused_scratch_free(s);
+        *sp = NULL;
+        return rr_err(err, RR_ERR_NOMEM, "out of memory for ranking scratch (%zu sessions)", n);
+    }
+    s->cap_n = cn;
+    s->cap_k = ck;
+    s->cap_D = cD;
+    s->cap_S = cS;
+    s->cap_nt = cnt_;
+    return RR_OK;
+}
+
+/* Inserts (v, j) into a sorted top list of *cnt entries (capacity k); v
+ * beats the list's threshold.  Equal scores stay in arrival order. */
+static inline void top_insert(float *ts, int32_t *ti, size_t *cnt, size_t k, float v, int32_t j) {
+    size_t p = *cnt < k ? *cnt : k;
+    while (p > 0 && ts[p - 1] < v) p--;
+    if (*cnt < k) (*cnt)++;
+    size_t move = *cnt - 1 - p;
+    if (move) {
+        memmove(ts + p + 1, ts + p, move * sizeof *ts);
+        memmove(ti + p + 1, ti + p, move * sizeof *ti);
+    }
+    ts[p] = v;
+    ti[p] = j;
+}
+
+/* The context of one tile's scan: lane i is session r0 + i. */
+typedef struct tile_acc {
+    fz_thread *th;
+    size_t r0, k;
+    size_t lane0;      /* index of lane 0 in the per-lane arrays */
+    const float *tvec; /* (T) */
+} tile_acc;
+
+static inline void lane_insert(tile_acc *a, size_t i, float v, int32_t j) {
+    fz_thread *th = a->th;
+    size_t r = a->r0 + i, k = a->k;
+    top_insert(th->ts + r * k, th->ti + r * k, &th->cnt[r], k, v, j);
+    if (th->cnt[r] == k) th->thr[a->lane0 + i] = th->ts[r * k + k - 1];
+}
+
+static void scan_plain(tile_acc *a, const float *buf, size_t S, int32_t j0, int with_rank) {
+    fz_thread *th = a->th;
+    float *thr = th->thr + a->lane0;
+    size_t g[T] = {0}, e[T] = {0};
+    for (size_t j = 0; j < S; j++) {
+        const float *x = buf + j * T;
+        for (size_t i = 0; i < T; i++) {
+            if (with_rank) {
+                g[i] += x[i] > a->tvec[i];
+                e[i] += x[i] == a->tvec[i];
+            }
+            if (x[i] > thr[i]) lane_insert(a, i, x[i], j0 + (int32_t)j);
+        }
+    }
+    if (with_rank)
+        for (size_t i = 0; i < T; i++) {
+            th->ng[a->lane0 + i] += g[i];
+            th->ne[a->lane0 + i] += e[i];
+        }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+/* The same scan with 8-wide compares over the 16 lanes; counts in int32
+ * lanes (S < 2^31).  _CMP_*_OQ are false for NaN, as C's are. */
+__attribute__((target("avx2"))) static void scan_avx2(tile_acc *a, const float *buf, size_t S, int32_t j0,
+                                                      int with_rank) {
+    fz_thread *th = a->th;
+    float *thr = th->thr + a->lane0;
+    const __m256 vt0 = _mm256_loadu_ps(a->tvec), vt1 = _mm256_loadu_ps(a->tvec + 8);
+    __m256 th0 = _mm256_loadu_ps(thr), th1 = _mm256_loadu_ps(thr + 8);
+    __m256i g0 = _mm256_setzero_si256(), g1 = g0, e0 = g0, e1 = g0;
+    for (size_t j = 0; j < S; j++) {
+        const float *x = buf + j * T;
+        __m256 x0 = _mm256_load_ps(x), x1 = _mm256_load_ps(x + 8);
+        if (with_rank) {
+            g0 = _mm256_sub_epi32(g0, _mm256_castps_si256(_mm256_cmp_ps(x0, vt0, _CMP_GT_OQ)));
+            g1 = _mm256_sub_epi32(g1, _mm256_castps_si256(_mm256_cmp_ps(x1, vt1, _CMP_GT_OQ)));
+            e0 = _mm256_sub_epi32(e0, _mm256_castps_si256(_mm256_cmp_ps(x0, vt0, _CMP_EQ_OQ)));
+            e1 = _mm256_sub_epi32(e1, _mm256_castps_si256(_mm256_cmp_ps(x1, vt1, _CMP_EQ_OQ)));
+        }
+        unsigned m = (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x0, th0, _CMP_GT_OQ)) |
+                     (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x1, th1, _CMP_GT_OQ)) << 8;
+        if (RR_UNLIKELY(m)) {
+            while (m) {
+                unsigned i = (unsigned)__builtin_ctz(m);
+                m &= m - 1;
+                lane_insert(a, i, x[i], j0 + (int32_t)j);
+            }
+            th0 = _mm256_loadu_ps(thr);
+            th1 = _mm256_loadu_ps(thr + 8);
+        }
+    }
+    if (with_rank) {
+        int32_t lg[T], le[T];
+        _mm256_storeu_si256((__m256i *)lg, g0);
+        _mm256_storeu_si256((__m256i *)(lg + 8), g1);
+        _mm256_storeu_si256((__m256i *)le, e0);
+        _mm256_storeu_si256((__m256i *)(le + 8), e1);
+        for (size_t i = 0; i < T; i++) {
+            th->ng[a->lane0 + i] += (size_t)(uint32_t)lg[i];
+            th->ne[a->lane0 + i] += (size_t)(uint32_t)le[i];
+        }
+    }
+}
+#endif
+
+static int use_avx2(void) {
+#ifdef HAVE_AVX2_PATH
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return cached && !rr_rank_portable_forced();
+#else
+    return 0;
+#endif
+}
+
+static void scan_tile(tile_acc *a, const float *buf, size_t S, int32_t j0, int with_rank) {
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2()) {
+        scan_avx2(a, buf, S, j0, with_rank);
+        return;
+    }
+#endif
+    if (with_rank) scan_plain(a, buf, S, j0, 1);
+    else scan_plain(a, buf, S, j0, 0);
+}
+
+/* Everything a thread needs to run its item range. */
+typedef struct fz_ctx {
+    const rr_fused_job *job;
+    rr_fused_scratch *s;
+    size_t n_tiles, S, P;
+    size_t range[MAX_THREADS + 1]; /* thread t ranks items range[t] .. range[t+1]-1 */
+} fz_ctx;
+
+static void run_range(const fz_ctx *c, int t) {
+    const rr_fused_job *job = c->job;
+    const rr_head *h = job->h;
+    fz_thread *th = &c->s->th[t];
+    const size_t n = job->n, k = job->k, D = h->D;
+    const int with_rank = job->target != NULL;
+    for (size_t l = 0; l < c->n_tiles * T; l++) {
+        th->thr[l] = l < n ? -INFINITY : INFINITY; /* pad lanes never enter a list */
+        th->ng[l] = th->ne[l] = 0;
+    }
+    memset(th->cnt, 0, n * sizeof *th->cnt);
+    const size_t a = c->range[t], b = c->range[t + 1];
+    for (size_t p0 = 0; p0 < c->n_tiles; p0 += c->P) {
+        size_t p1 = p0 + c->P < c->n_tiles ? p0 + c->P : c->n_tiles;
+        for (size_t j0 = a; j0 < b; j0 += c->S) {
+            size_t j1 = b - j0 < c->S ? b : j0 + c->S;
+            for (size_t tl = p0; tl < p1; tl++) {
+                size_t r0 = tl * T, nt = n - r0 < T ? n - r0 : T;
+                rr_head_score_tile(h, c->s->hp + tl * D * T, nt, j0, j1, th->buf);
+                if (job->seen)
+                    for (size_t i = 0; i < nt; i++) {
+                        const int32_t *sv = job->seen[r0 + i];
+                        for (size_t q = 0; q < job->n_seen[r0 + i]; q++)
+                            if ((size_t)sv[q] >= j0 && (size_t)sv[q] < j1)
+                                th->buf[((size_t)sv[q] - j0) * T + i] = -INFINITY;
+                    }
+                tile_acc acc = {th, r0, k, r0, c->s->tvec + r0};
+                scan_tile(&acc, th->buf, j1 - j0, (int32_t)j0, with_rank);
+            }
+        }
+    }
+}
+
+/* out = the best k of two sorted lists x (earlier items) and y; ties take x. */
+static size_t merge2(const float *xs, const int32_t *xi, size_t nx, const float *ys, const int32_t *yi, size_t ny,
+                     size_t k, float *os, int32_t *oi) {
+    size_t a = 0, b = 0, o = 0;
+    while (o < k && (a < nx || b < ny)) {
+        if (b >= ny || (a < nx && !(ys[b] > xs[a]))) {
+            os[o] = xs[a];
+            oi[o++] = xi[a++];
+        } else {
+            os[o] = ys[b];
+            oi[o++] = yi[b++];
+        }
+    }
+    return o;
+}
+
+rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out, rr_error *err) {
+    const rr_head *h = job->h;
+    const size_t n = job->n, N = h->N, D = h->D, k = job->k;
+    if (n == 0) return RR_OK;
+    if (k < 1 || k > N || D < 1) return rr_err(err, RR_ERR_ARG, "fused ranking: k %zu of %zu items", k, N);
+    /* Threads split the items; below ~4M multiply-adds one thread is
+     * quicker than waking a team. */
+    int nt = job->threads < 1 ? 1 : job->threads;
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    double work = (double)n * (double)N * (double)D;
+    if (work < 4e6) nt = 1;
+    if ((size_t)nt > N / 64) nt = (int)(N / 64) ? (int)(N / 64) : 1;
+    /* Slices: ~192 KB of the table (S rows of D floats) stays in L2 while
+     * the panel's tiles are scored against it; panels of ~256 KB of packed
+     * vectors. */
+    size_t S = (192u << 10) / (D * sizeof(float));
+    S = S / 12 * 12;
+    if (S < 48) S = 48;
+    if (S > 1020) S = 1020;
+    size_t P = (256u << 10) / (D * T * sizeof(float));
+    if (P < 1) P = 1;
+    if (P > 16) P = 16;
+    rr_status st = scratch_reserve(scratch, n, k, D, S, nt, err);
+    if (st) return st;
+    rr_fused_scratch *s = *scratch;
+    fz_ctx c;
+    c.job = job;
+    c.s = s;
+    c.n_tiles = (n + T - 1) / T;
+    c.S = S;
+    c.P = P;
+    for (int t = 0; t <= nt; t++) {
+        /* range boundaries on multiples of 12 (a kernel step) */
+        size_t e = (size_t)((double)N * t / nt);
+        e = t == nt ? N : e / 12 * 12;
+        c.range[t] = e;
+    }
+    for (size_t tl = 0; tl < c.n_tiles; tl++) {
+        size_t r0 = tl * T, m = n - r0 < T ? n - r0 : T;
+        rr_head_pack(h, s->hp + tl * D * T, job->vecs + r0, m);
+    }
+    for (size_t l = 0; l < c.n_tiles * T; l++) s->tvec[l] = NAN;
+    if (job->target)
+        for (size_t i = 0; i < n; i++) {
+            float v = rr_head_score_one(h, job->vecs[i], job->target[i]);
+            if (job->seen)
+                for (size_t q = 0; q < job->n_seen[i]; q++)
+                    if (job->seen[i][q] == job->target[i]) v = -INFINITY;
+            s->tvec[i] = v;
+            out->tscore[i] = v;
+        }
+    if (nt > 1) {
+#pragma omp parallel for num_threads(nt) schedule(static, 1)
+        for (int t = 0; t < nt; t++) run_range(&c, t);
+    } else {
+        run_range(&c, 0);
+    }
+    /* Merge the threads' results in range order. */
+    for (size_t i = 0; i < n; i++) {
+        fz_thread *t0 = &s->th[0];
+        float *os = out->tops + i * k;
+        int32_t *oi = out->top + i * k;
+        size_t cnt = t0->cnt[i];
+        memcpy(os, t0->ts + i * k, cnt * sizeof *os);
+        memcpy(oi, t0->ti + i * k, cnt * sizeof *oi);
+        size_t ng = t0->ng[i], ne = t0->ne[i];
+        for (int t = 1; t < nt; t++) {
+            fz_thread *tt = &s->th[t];
+            float ms[RR_FUSED_MERGE_MAX];
+            int32_t mi[RR_FUSED_MERGE_MAX];
+            if (k <= RR_FUSED_MERGE_MAX) {
+                cnt = merge2(os, oi, cnt, tt->ts + i * k, tt->ti + i * k, tt->cnt[i], k, ms, mi);
+                memcpy(os, ms, cnt * sizeof *os);
+                memcpy(oi, mi, cnt * sizeof *oi);
+            } else {
+                /* large k: merge through thread 0's list storage, free now */
+                float *xs = t0->ts + i * k;
+                int32_t *xi = t0->ti + i * k;
+                memcpy(xs, os, cnt * sizeof *xs);
+                memcpy(xi, oi, cnt * sizeof *xi);
+                cnt = merge2(xs, xi, cnt, tt->ts + i * k, tt->ti + i * k, tt->cnt[i], k, os, oi);
+            }
+            ng += tt->ng[i];
+            ne += tt->ne[i];
+        }
+        out->ntop[i] = cnt;
+        if (job->target) {
+            out->ng[i] = ng;
+            out->ne[i] = ne;
+        }
+    }
+    return RR_OK;
+}

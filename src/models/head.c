@@ -1,0 +1,258 @@
+/* head.c - scoring kernels of the linear head (head.h): a tile of up to 16
+ * sessions against a slice of items, one score at a time, and full rows.
+ *
+ * The tile kernel holds the sessions' vectors transposed (hp, (D, 16): one
+ * session per float lane) and walks the item table in its natural (N, D)
+ * layout: for a group of items it broadcasts W[j, k] and multiplies it into
+ * all 16 lanes, k = 0 .. D-1, keeping 12 accumulators in registers (16
+ * sessions x 6 items, or 8 x 12 when a tile has at most 8 sessions).  No
+ * packed copy of the table is needed, and each accumulator is exactly the
+ * ordered fma chain of head.h.  On x86-64 CPUs with AVX2 and FMA (checked at
+ * run time) the kernels use 8-wide intrinsics; elsewhere plain loops with
+ * fmaf, which give the same bits (fmaf is correctly rounded everywhere). */
+#include "models/head.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "models/model.h"
+#include "models/rnn.h"
+#include "nn/act.h"
+#include "util/util.h"
+
+#define T RR_HEAD_TILE
+#define ROWS_SLICE 512 /* items per slice in rr_head_score_rows */
+
+bool rr_model_head(const rr_model *m, rr_head *h) {
+    const rr_rnn *r = rr_rnn_of(m);
+    if (!r || !r->params) return false;
+    const rr_rnn_layout *lay = &r->lay;
+    h->W = r->params + lay->Wy;
+    h->b = r->params + lay->By;
+    h->N = r->shape.n_items;
+    h->D = lay->H_last;
+    h->off = lay->st_off[lay->L - 1];
+    h->act = r->shape.final_act;
+    h->act_param = r->shape.final_act_param;
+    return true;
+}
+
+void rr_head_pack(const rr_head *h, float *hp, const float *const *vecs, size_t n) {
+    const size_t D = h->D;
+    memset(hp, 0, D * T * sizeof *hp);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < D; k++) hp[k * T + i] = vecs[i][k];
+}
+
+/* ---------------------------------------------------------------- portable */
+
+static void tile_plain(const rr_head *h, const float *hp, size_t n, size_t j0, size_t j1, float *out) {
+    const size_t D = h->D;
+    for (size_t j = j0; j < j1; j++) {
+        const float *w = h->W + j * D;
+        float *o = out + (j - j0) * T;
+        for (size_t i = 0; i < T; i++) {
+            if (i >= n) {
+                o[i] = 0.0f;
+                continue;
+            }
+            float acc = 0.0f;
+            for (size_t k = 0; k < D; k++) acc = fmaf(hp[k * T + i], w[k], acc);
+            o[i] = acc + h->b[j];
+        }
+    }
+}
+
+static float one_plain(const rr_head *h, const float *v, int32_t j) {
+    const float *w = h->W + (size_t)j * h->D;
+    float acc = 0.0f;
+    for (size_t k = 0; k < h->D; k++) acc = fmaf(v[k], w[k], acc);
+    return acc + h->b[j];
+}
+
+/* ------------------------------------------------------------------- AVX2 */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+
+#define FMA2(q)                                                                                    \
+    do {                                                                                           \
+        __m256 x = _mm256_broadcast_ss(w##q + k);                                                  \
+        a##q##0 = _mm256_fmadd_ps(h0, x, a##q##0);                                                 \
+        a##q##1 = _mm256_fmadd_ps(h1, x, a##q##1);                                                 \
+    } while (0)
+#define STORE2(q)                                                                                  \
+    do {                                                                                           \
+        if (j + q < j1) {                                                                          \
+            __m256 bb = _mm256_broadcast_ss(b + j + q);                                            \
+            _mm256_store_ps(o + q * T, _mm256_add_ps(a##q##0, bb));                                \
+            _mm256_store_ps(o + q * T + 8, _mm256_add_ps(a##q##1, bb));                            \
+        }                                                                                          \
+    } while (0)
+
+/* 16 sessions (two 8-lane halves) x 6 items per step.  Items past j1 in the
+ * last group read row j1-1 again and are not stored. */
+__attribute__((target("avx2,fma"))) static void tile16_avx2(const rr_head *h, const float *hp, size_t j0,
+                                                            size_t j1, float *out) {
+    const size_t D = h->D;
+    const float *W = h->W, *b = h->b;
+    for (size_t j = j0; j < j1; j += 6) {
+        const float *w0 = W + j * D, *w1 = W + (j + 1 < j1 ? j + 1 : j1 - 1) * D,
+                    *w2 = W + (j + 2 < j1 ? j + 2 : j1 - 1) * D, *w3 = W + (j + 3 < j1 ? j + 3 : j1 - 1) * D,
+                    *w4 = W + (j + 4 < j1 ? j + 4 : j1 - 1) * D, *w5 = W + (j + 5 < j1 ? j + 5 : j1 - 1) * D;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00,
+               a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+        const float *p = hp;
+        for (size_t k = 0; k < D; k++, p += T) {
+            __m256 h0 = _mm256_load_ps(p), h1 = _mm256_load_ps(p + 8);
+            FMA2(0);
+            FMA2(1);
+            FMA2(2);
+            FMA2(3);
+            FMA2(4);
+            FMA2(5);
+        }
+        float *o = out + (j - j0) * T;
+        STORE2(0);
+        STORE2(1);
+        STORE2(2);
+        STORE2(3);
+        STORE2(4);
+        STORE2(5);
+    }
+}
+
+#define FMA1(q) a##q = _mm256_fmadd_ps(h0, _mm256_broadcast_ss(w##q + k), a##q)
+#define STORE1(q)                                                                                  \
+    do {                                                                                           \
+        if (j + q < j1) {                                                                          \
+            _mm256_store_ps(o + q * T, _mm256_add_ps(a##q, _mm256_broadcast_ss(b + j + q)));        \
+            _mm256_store_ps(o + q * T + 8, z);                                                     \
+        }                                                                                          \
+    } while (0)
+#define WP(q) *w##q = W + (j + q < j1 ? j + q : j1 - 1) * D
+
+/* At most 8 sessions: one 8-lane half x 12 items per step; lanes 8..15 of
+ * out are written as zeros. */
+__attribute__((target("avx2,fma"))) static void tile8_avx2(const rr_head *h, const float *hp, size_t j0,
+                                                           size_t j1, float *out) {
+    const size_t D = h->D;
+    const float *W = h->W, *b = h->b;
+    const __m256 z = _mm256_setzero_ps();
+    for (size_t j = j0; j < j1; j += 12) {
+        const float WP(0), WP(1), WP(2), WP(3), WP(4), WP(5), WP(6), WP(7), WP(8), WP(9), WP(10), WP(11);
+        __m256 a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, a8 = z, a9 = z, a10 = z, a11 = z;
+        const float *p = hp;
+        for (size_t k = 0; k < D; k++, p += T) {
+            __m256 h0 = _mm256_load_ps(p);
+            FMA1(0);
+            FMA1(1);
+            FMA1(2);
+            FMA1(3);
+            FMA1(4);
+            FMA1(5);
+            FMA1(6);
+            FMA1(7);
+            FMA1(8);
+            FMA1(9);
+            FMA1(10);
+            FMA1(11);
+        }
+        float *o = out + (j - j0) * T;
+        STORE1(0);
+        STORE1(1);
+        STORE1(2);
+        STORE1(3);
+        STORE1(4);
+        STORE1(5);
+        STORE1(6);
+        STORE1(7);
+        STORE1(8);
+        STORE1(9);
+        STORE1(10);
+        STORE1(11);
+    }
+}
+
+/* fmaf here compiles to one vfmadd231ss: the same rounding as the lanes. */
+__attribute__((target("avx2,fma"))) static float one_fma(const rr_head *h, const float *v, int32_t j) {
+    const float *w = h->W + (size_t)j * h->D;
+    float acc = 0.0f;
+    for (size_t k = 0; k < h->D; k++) acc = fmaf(v[k], w[k], acc);
+    return acc + h->b[j];
+}
+#endif
+
+static int force_portable;
+
+void rr_head_force_portable(int on) { force_portable = on; }
+
+static int use_avx2(void) {
+#ifdef HAVE_AVX2_PATH
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    return cached && !force_portable;
+#else
+    return 0;
+#endif
+}
+
+void rr_head_score_tile(const rr_head *h, const float *hp, size_t n, size_t j0, size_t j1, float *out) {
+    if (j1 <= j0) return;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2()) {
+        if (n <= 8) tile8_avx2(h, hp, j0, j1, out);
+        else tile16_avx2(h, hp, j0, j1, out);
+    } else
+#endif
+        tile_plain(h, hp, n, j0, j1, out);
+    /* The activation is elementwise code without contraction: the same
+     * bits for a value whether it sits in a slice or alone. */
+    if (h->act != RR_ACT_LINEAR) rr_act_forward_f32(h->act, h->act_param, out, out, (j1 - j0) * T);
+}
+
+float rr_head_score_one(const rr_head *h, const float *v, int32_t j) {
+    float s;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2()) s = one_fma(h, v, j);
+    else
+#endif
+        s = one_plain(h, v, j);
+    if (h->act != RR_ACT_LINEAR) rr_act_forward_f32(h->act, h->act_param, &s, &s, 1);
+    return s;
+}
+
+size_t rr_head_rows_scratch_floats(const rr_head *h) { return h->D * T + (size_t)ROWS_SLICE * T; }
+
+void rr_head_score_rows(const rr_head *h, const float *const *vecs, size_t n, float *scores, size_t lds,
+                        float *scratch) {
+    float *hp = scratch;               /* (D, T) packed tile */
+    float *buf = scratch + h->D * T;   /* (ROWS_SLICE, T) item-major slice */
+    for (size_t i0 = 0; i0 < n; i0 += T) {
+        size_t nt = n - i0 < T ? n - i0 : T;
+        rr_head_pack(h, hp, vecs + i0, nt);
+        for (size_t j0 = 0; j0 < h->N; j0 += ROWS_SLICE) {
+            size_t j1 = h->N - j0 < ROWS_SLICE ? h->N : j0 + ROWS_SLICE;
+            rr_head_score_tile(h, hp, nt, j0, j1, buf);
+            for (size_t i = 0; i < nt; i++) {
+                float *row = scores + (i0 + i) * lds;
+                for (size_t j = j0; j < j1; j++) row[j] = buf[(j - j0) * T + i];
+            }
+        }
+    }
+}
+
+rr_status rr_head_score_states(const rr_head *h, rr_state *const *states, size_t n, float *scores,
+                               rr_error *err) {
+    float *scratch = rr_alloc_aligned(rr_head_rows_scratch_floats(h) * sizeof(float));
+    if (!scratch) return rr_err(err, RR_ERR_NOMEM, "out of memory scoring %zu sessions", n);
+    const float *vecs[T];
+    for (size_t i0 = 0; i0 < n; i0 += T) {
+        size_t nt = n - i0 < T ? n - i0 : T;
+        for (size_t i = 0; i < nt; i++) vecs[i] = states[i0 + i]->h + h->off;
+        rr_head_score_rows(h, vecs, nt, scores + i0 * h->N, h->N, scratch);
+    }
+    rr_free_aligned(scratch);
+    return RR_OK;
+}
