@@ -14,6 +14,7 @@
  * A reader recomputes the layout from the kv pairs and requires the blob to
  * have exactly that many elements, all finite. */
 #include "models/rnn.h"
+#include "models/head.h"
 
 #include <errno.h>
 #include <math.h>
@@ -287,16 +288,13 @@ static void rnn_step(const rr_model *m, float *const *h, const int32_t *items, s
 
 static rr_status rnn_score(const rr_model *m, rr_state *const *states, size_t n, float *scores,
                            rr_error *err) {
-    const rr_rnn *r = m->impl;
-    const size_t H = r->lay.H_last, off = r->lay.st_off[r->lay.L - 1];
-    size_t bytes;
-    if (!rr_mul_size(n, H, &bytes) || !rr_mul_size(bytes, sizeof(float), &bytes))
-        return rr_err(err, RR_ERR_NOMEM, "rnn: %zu states too many", n);
-    float *hl = rr_alloc_aligned(bytes ? bytes : 1); /* (n, H) last-layer hidden vectors */
-    if (!hl) return rr_err(err, RR_ERR_NOMEM, "rnn: out of memory scoring %zu sessions", n);
-    for (size_t i = 0; i < n; i++) memcpy(hl + i * H, states[i]->h + off, H * sizeof *hl);
-    rr_rnn_score_rows(r, hl, H, n, scores);
-    rr_free_aligned(hl);
+    /* The linear head's kernels (models/head.h), not rr_rnn_score_rows's
+     * GEMM: the evaluation engine and rr_recommend score the same head
+     * slice by slice, and every path must give the same bits. */
+    rr_head hd;
+    if (!rr_model_head(m, &hd)) return rr_err(err, RR_ERR_INTERNAL, "rnn: model without a head");
+    rr_status hs = rr_head_score_states(&hd, states, n, scores, err);
+    if (hs) return hs;
     return RR_OK;
 }
 
