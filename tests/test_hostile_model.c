@@ -55,7 +55,6 @@ static void hm_free_hook(const volatile void *p) { (void)p; }
 
 static int g_fd = -1;
 static char g_path[64];
-static int g_xfail, g_xpass;
 
 /* ------------------------------------------------------------- images */
 
@@ -218,10 +217,10 @@ static void expect_load(const char *what, const void *p, size_t n, rr_status wan
 }
 #define EXPECT(what, a, st, msg) expect_load(what, (a).b, (a).len, st, msg, __LINE__)
 
-/* A known, reported bug: the pinned outcome is checked in a forked child
- * (a crash there is the bug).  XFAIL while it fails, a test failure once
- * it passes (drop the mark with the fix). */
-static void expect_known_bug(const char *bug, const char *what, img a, rr_status want, const char *msg,
+/* Regression cases of fixed bugs (RR-1, RR-2 in docs/reliability.md): the
+ * pinned outcome is checked in a forked child under an allocation budget,
+ * so a crash or an oversized allocation fails the test instead of ending it. */
+static void expect_fixed_bug(const char *bug, const char *what, img a, rr_status want, const char *msg,
                              size_t alloc_budget, int asan_only) {
     fflush(NULL);
     pid_t pid = fork();
@@ -260,24 +259,9 @@ static void expect_known_bug(const char *bug, const char *what, img a, rr_status
     int ws = 0;
     waitpid(pid, &ws, 0);
     int passed = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
-#ifndef HM_ASAN
-    if (passed && asan_only) {
-        /* a use after free reads stale but intact memory without ASan */
-        printf("XFAIL %s (%s): only visible under AddressSanitizer\n", bug, what);
-        g_xfail++;
-        return;
-    }
-#else
-    (void)asan_only;
-#endif
-    if (passed) {
-        g_xpass++;
-        CHECK_MSG(0, "XPASS %s (%s): the known bug is fixed; remove its XFAIL mark", bug, what);
-    } else {
-        g_xfail++;
-        printf("XFAIL %s (%s): %s\n", bug, what,
-               WIFSIGNALED(ws) ? "crashed (signal)" : "wrong status or message (see above)");
-    }
+    (void)asan_only; /* RR-1 read freed memory: only ASan saw it fail */
+    CHECK_MSG(passed, "%s regression (%s): %s", bug, what,
+              WIFSIGNALED(ws) ? "crashed (signal)" : "wrong status, message or allocation (see above)");
 }
 
 /* ------------------------------------------------------------- models */
@@ -739,16 +723,16 @@ static void gru_cases(img gru) {
         e.drop_key = kv[i].drop;
         c = rebuild(gru, &e);
         if (i + 1 == sizeof kv / sizeof kv[0])
-            /* RR-1: src/models/rnn.c rnn_load frees the impl, then reads
+            /* RR-1 (fixed): rnn_load freed the impl, then read
              * r->lay.n_params for this message (use after free). */
-            expect_known_bug("RR-1", "rnn.n_params mismatch", c, RR_ERR_FORMAT, kv[i].msg, 0, 1);
+            expect_fixed_bug("RR-1", "rnn.n_params mismatch", c, RR_ERR_FORMAT, kv[i].msg, 0, 1);
         else EXPECT(kv[i].key, c, RR_ERR_FORMAT, kv[i].msg);
         free(c.b);
     }
     /* 30 a shape claiming ~400 MB of weights in a 2 KB file (consistent
      * n_params, tiny blob): must be refused from the section size before
      * anything that large is allocated.
-     * RR-2: rnn_load calls rr_rnn_new (allocates and zeroes n_params
+     * RR-2 (fixed): rnn_load called rr_rnn_new (allocating n_params
      * floats) before comparing with the blob actually present. */
     memset(&e, 0, sizeof e);
     e.key = "rnn.layers";
@@ -783,7 +767,7 @@ static void gru_cases(img gru) {
     e.value = npb;
     c = rebuild(c2, &e);
     snprintf(want, sizeof want, "section rnn.params has %zu elements, expected %zu", pb / 4, np);
-    expect_known_bug("RR-2", "400 MB shape in a small file", c, RR_ERR_FORMAT, want, c.len + ((size_t)4 << 20), 0);
+    expect_fixed_bug("RR-2", "400 MB shape in a small file", c, RR_ERR_FORMAT, want, c.len + ((size_t)4 << 20), 0);
     free(c.b);
     free(c1.b);
     free(c2.b);
@@ -809,7 +793,7 @@ static void regress_inputs(void) {
         img a = read_path(path);
         CHECK_MSG(a.b != NULL, "missing %s", path);
         if (!a.b) continue;
-        if (files[i].bug) expect_known_bug(files[i].bug, files[i].file, a, files[i].want, files[i].msg, 0, 1);
+        if (files[i].bug) expect_fixed_bug(files[i].bug, files[i].file, a, files[i].want, files[i].msg, 0, 1);
         else expect_load(files[i].file, a.b, a.len, files[i].want, files[i].msg, __LINE__);
         free(a.b);
     }
@@ -848,6 +832,5 @@ int main(void) {
     regress_inputs();
     free(pi.b);
     free(gi.b);
-    printf("known bugs: %d XFAIL, %d XPASS\n", g_xfail, g_xpass);
     return check_summary("test_hostile_model");
 }

@@ -372,8 +372,11 @@ static rr_status rnn_load(rr_model *m, const rr_freader *fr, rr_error *err) {
     sh.final_act = (rr_act)act;
     sh.final_act_param = act_param;
     sh.n_items = m->n_items;
-    rr_rnn *r = NULL;
-    s = rr_rnn_new(&r, &sh, err);
+    /* Everything is checked against the bytes actually present before the
+     * parameter blob is allocated: the shape's layout, the stored count and
+     * the section's length must all agree. */
+    rr_rnn_layout lay;
+    s = rr_rnn_layout_compute(&sh, &lay, err);
     if (s) {
         if (s != RR_ERR_NOMEM) {
             rr_err_prefix(err, "invalid shape in model file");
@@ -382,16 +385,14 @@ static rr_status rnn_load(rr_model *m, const rr_freader *fr, rr_error *err) {
         }
         return s;
     }
-    if (np < 0 || (uint64_t)np != (uint64_t)r->lay.n_params) {
-        rr_rnn_free(r);
-        return rr_err(err, RR_ERR_FORMAT, "rnn.n_params %lld, the shape needs %zu", (long long)np, r->lay.n_params);
-    }
+    if (np < 0 || (uint64_t)np != (uint64_t)lay.n_params)
+        return rr_err(err, RR_ERR_FORMAT, "rnn.n_params %lld, the shape needs %zu", (long long)np, lay.n_params);
     const void *data;
-    s = rr_fr_array(fr, "rnn.params", RR_DT_F32, r->lay.n_params, &data, err);
-    if (s) {
-        rr_rnn_free(r);
-        return s;
-    }
+    s = rr_fr_array(fr, "rnn.params", RR_DT_F32, lay.n_params, &data, err);
+    if (s) return s;
+    rr_rnn *r = NULL;
+    s = rr_rnn_new(&r, &sh, err);
+    if (s) return s;
     memcpy(r->params, data, r->lay.n_params * sizeof(float));
     for (size_t i = 0; i < r->lay.n_params; i++)
         if (!isfinite(r->params[i])) {
