@@ -21,7 +21,6 @@
 #include "fuzz_common.h"
 #include "io/container.h"
 #include "models/model.h"
-#include "models/rnn.h"
 #include "util/util.h"
 
 static fuzz_file g_in;
@@ -120,61 +119,6 @@ static int fix_crcs(uint8_t *b, size_t len) {
     return 1;
 }
 
-/* Known bugs that would stop every run at the same place are skipped here
- * until they are fixed (build with -DFUZZ_NO_SKIP to find them again);
- * each has a regression input in tests/regress/ and an entry in
- * docs/reliability.md.
- *   RR-1  rnn.c rnn_load: "rnn.n_params" different from the shape's count
- *         frees the impl and then reads r->lay.n_params for the message
- *         (heap use after free). */
-static int known_bug(const uint8_t *data, size_t size) {
-#ifdef FUZZ_NO_SKIP
-    (void)data;
-    (void)size;
-    return 0;
-#else
-    rr_freader *r = NULL;
-    if (rr_fr_open_mem(data, size, &r, NULL) != RR_OK) return 0;
-    int skip = 0;
-    const char *kind = rr_fr_kind(r);
-    if (!strcmp(kind, "gru") || !strcmp(kind, "lstm") || !strcmp(kind, "rnn")) {
-        rr_rnn_shape sh;
-        memset(&sh, 0, sizeof sh);
-        const char *cell = rr_fr_kv(r, "rnn.cell"), *layers = rr_fr_kv(r, "rnn.layers");
-        int64_t emb = 0, act = 0, np = 0;
-        double ap = 0;
-        rr_vocab v;
-        int ok = cell && layers && rr_fr_kv_int(r, "rnn.embedding", &emb, NULL) == RR_OK &&
-                 rr_fr_kv_int(r, "rnn.final_act", &act, NULL) == RR_OK &&
-                 rr_fr_kv_double(r, "rnn.final_act_param", &ap, NULL) == RR_OK &&
-                 rr_fr_kv_int(r, "rnn.n_params", &np, NULL) == RR_OK && rr_fr_vocab(r, &v, NULL) == RR_OK;
-        if (ok) {
-            sh.n_items = v.n;
-            rr_vocab_clear(&v);
-            sh.cell = !strcmp(cell, "lstm") ? RR_CELL_LSTM : !strcmp(cell, "gru") ? RR_CELL_GRU : RR_CELL_RNN_TANH;
-            sh.embedding = (long)emb;
-            sh.final_act = (rr_act)act;
-            sh.final_act_param = ap;
-            /* "64,32": the loader's own parse is stricter; a shape it
-             * refuses never reaches the buggy line */
-            const char *p = layers;
-            while (*p && sh.n_layers < RR_MAX_LAYERS) {
-                char *end;
-                sh.layers[sh.n_layers++] = strtoul(p, &end, 10);
-                if (end == p) break;
-                p = *end == ',' ? end + 1 : end;
-            }
-            rr_rnn_layout lay;
-            if (act >= 0 && act <= RR_ACT_RELU && rr_rnn_layout_compute(&sh, &lay, NULL) == RR_OK &&
-                (np < 0 || (uint64_t)np != (uint64_t)lay.n_params))
-                skip = 1; /* RR-1 */
-        }
-    }
-    rr_fr_free(r);
-    return skip;
-#endif
-}
-
 static void one_input(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -188,7 +132,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 static void one_input(const uint8_t *data, size_t size) {
-    if (known_bug(data, size)) return;
     rr_error err;
     rr_freader *r = NULL;
     rr_status cs = rr_fr_open_mem(data, size, &r, &err);
