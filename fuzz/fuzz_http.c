@@ -40,11 +40,14 @@ static rr_model *g_model;
 static unsigned g_port;
 static char g_model_path[64];
 
+static void remove_model(void) { unlink(g_model_path); }
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     snprintf(g_model_path, sizeof g_model_path, "/dev/shm/rr_fuzz_http_%d.rrm", (int)getpid());
     g_model = fuzz_tiny_model("gru", g_model_path, 300, 20);
+    atexit(remove_model); /* the server reloads from it: kept until exit */
     rr_server_opts o;
     rr_server_opts_default(&o);
     o.model_path = g_model_path;
