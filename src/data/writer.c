@@ -3,7 +3,10 @@
  *
  * Timestamps are printed exactly: integral values below 2^63 as integers,
  * others in the shortest %.{15,16,17}g form that reads back to the same
- * double, so read -> write -> read is the identity. */
+ * double, so read -> write -> read is the identity.  Ids that hold a tab
+ * or a quote are written as quoted fields with inner quotes doubled, which
+ * the reader undoes; an id with a line break (the reader never makes one,
+ * quoted fields end on their line) cannot be written and is an error. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,26 @@ static size_t format_time(double t, char *out) {
     return 0; /* not reached */
 }
 
+/* Appends an id as a TSV field at out (room for 2 * len + 2 bytes);
+ * returns the bytes written. */
+static size_t put_field(char *out, const char *id, size_t len) {
+    int quote = 0;
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = id[i] == '\t' || id[i] == '\n' || id[i] == '\r' || id[i] == '"';
+    if (!quote) {
+        memcpy(out, id, len);
+        return len;
+    }
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (id[i] == '"') out[o++] = '"';
+        out[o++] = id[i];
+    }
+    out[o++] = '"';
+    return o;
+}
+
 typedef struct wctx {
     const rr_dataset *d;
     const char *path;
@@ -57,8 +80,9 @@ static rr_status write_rows(FILE *f, void *user, rr_error *err) {
         int32_t sid = d->sess_id ? d->sess_id[i] : (int32_t)i;
         const char *sp = rr_vocab_id(&d->sessions, sid, &slen);
         for (int64_t e = s->offsets[i]; e < s->offsets[i + 1]; e++) {
-            /* longest row: two ids of RR_ID_MAX, a time of < 32, 3 separators */
-            if (n + 2 * RR_ID_MAX + 40 > WR_BUF) {
+            /* longest row: two quoted ids of RR_ID_MAX (2 * len + 2 each), a
+             * time of < 32, 3 separators */
+            if (n + 4 * RR_ID_MAX + 44 > WR_BUF) {
                 if (fwrite(buf, 1, n, f) != n) {
                     free(buf);
                     return rr_err(err, RR_ERR_IO, "%s: write failed", c->path);
@@ -67,11 +91,15 @@ static rr_status write_rows(FILE *f, void *user, rr_error *err) {
             }
             size_t ilen;
             const char *ip = rr_vocab_id(&d->items, s->items[e], &ilen);
-            memcpy(buf + n, sp, slen);
-            n += slen;
+            if (memchr(ip, '\n', ilen) || memchr(ip, '\r', ilen) || memchr(sp, '\n', slen) ||
+                memchr(sp, '\r', slen)) {
+                free(buf);
+                return rr_err(err, RR_ERR_RANGE, "%s: an id holds a line break; it cannot be written as TSV",
+                              c->path);
+            }
+            n += put_field(buf + n, sp, slen);
             buf[n++] = '\t';
-            memcpy(buf + n, ip, ilen);
-            n += ilen;
+            n += put_field(buf + n, ip, ilen);
             buf[n++] = '\t';
             n += format_time(s->times[e], buf + n);
             buf[n++] = '\n';
