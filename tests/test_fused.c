@@ -2,8 +2,8 @@
  * engine against the unfused paths, bit for bit.
  *
  * 1. Kernels: every score of the tile kernels (8- and 16-session tiles, any
- *    slice, every activation) equals rr_head_score_one's, and the portable
- *    kernels give the same bits as the AVX2 ones.
+ *    slice, every activation) equals rr_head_score_one's, and the portable,
+ *    AVX2 and AVX-512 kernels give the same bits.
  * 2. rr_fused_rank against full score rows + exclusions + rr_rank_scan, on
  *    random heads with exact ties (duplicated item rows, quantised weights,
  *    ReLU's zeros), for 1..3 threads, k from 1 to N: the same rank counts,
@@ -113,6 +113,10 @@ static void test_kernels(void) {
                     for (size_t i = 0; i < n; i++)
                         for (size_t j = 0; j < N; j++)
                             bad_one += !same_bits(rr_head_score_one(&th.h, vecs[i], (int32_t)j), rows[i * N + j]);
+                    rr_head_force_avx2(1); /* the AVX2 tiles where AVX-512 is the default */
+                    rr_head_score_rows(&th.h, vecs, n, rows_p, N, scr);
+                    rr_head_force_avx2(0);
+                    for (size_t i = 0; i < n * N; i++) bad_port += !same_bits(rows_p[i], rows[i]);
                 }
                 /* a slice that does not start at 0 */
                 if (N > 5) {

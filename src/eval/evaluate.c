@@ -47,6 +47,7 @@
 #include "eval/eval.h"
 #include "models/head.h"
 #include "models/model.h"
+#include "nn/gemm.h"
 #include "util/util.h"
 
 #define BLOCK_DEFAULT 256
@@ -463,7 +464,14 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
         for (size_t i = 0; i < ni; i++) pop_share[i] = maxc > 0 ? m->counts[i] / maxc : 0.0;
         shared sh = {m, &es, p, pop_share, 0, 0};
         if (recurrent) {
+            /* The fused scorer runs its own threads; OpenBLAS's (used by
+             * the step's small GEMMs) would only spin against them, so the
+             * steps run on one BLAS thread meanwhile.  The setting is
+             * process-wide: it is put back before returning. */
+            int blas_nt = rr_blas_get_threads();
+            if (eng[0].fused && blas_nt != 1) rr_blas_set_threads(1);
             st[0] = run_engine(&eng[0], &sh, nt, &sm[0], &errs[0]);
+            if (eng[0].fused && blas_nt != 1) rr_blas_set_threads(blas_nt);
         } else {
 #pragma omp parallel for num_threads(n_eng) schedule(static, 1)
             for (int e = 0; e < n_eng; e++) {

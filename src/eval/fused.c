@@ -6,9 +6,12 @@
  * items into a small item-major buffer (S, 16) that stays in L1/L2, applies
  * the exclusions, and updates each session's rank counts and top-k from it
  * at once.  Loops, outermost first:
- *   thread   a contiguous item range [a, b) (threads split the items, so
- *            any number of sessions keeps both cores busy; each thread
- *            keeps its own counts and top lists, merged at the end)
+ *   chunk    a contiguous range of items; threads take chunks in
+ *            increasing order from a shared counter (threads split the
+ *            items, so any number of sessions keeps every core busy, and a
+ *            thread the OS delays holds up one chunk, not half the work);
+ *            each thread keeps its own counts and top lists, merged at the
+ *            end
  *   panel    up to P tiles of sessions, their packed vectors in L2
  *   slice    S items of the range: the table rows W[j0 .. j0+S) are read
  *            from memory once per panel and then come from L2
@@ -17,10 +20,10 @@
  * which is bit-identical to the value the tile kernel gives the same item
  * (head.h), so the counts are those of the unfused path: n_greater items
  * strictly above the target, n_equal equal to it, the target included.
- * Top-k: items of a session arrive in increasing index order within a
- * thread's range and the threshold test is strict, so ties go to the lower
- * index as in rr_topk; merging the threads' lists in range order and taking
- * the earlier list on equal scores keeps that. */
+ * Top-k: a thread sees its items in increasing index order and the
+ * threshold test is strict, so its list is ordered by (score desc, index
+ * asc), as rr_topk's; merging the threads' lists by that same order gives
+ * the list of the whole row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,21 +247,28 @@ typedef struct fz_ctx {
     const rr_fused_job *job;
     rr_fused_scratch *s;
     size_t n_tiles, S, P;
-    size_t range[MAX_THREADS + 1]; /* thread t ranks items range[t] .. range[t+1]-1 */
+    size_t chunk, n_chunks;  /* items per chunk (a multiple of 12), chunks */
+    size_t next;             /* next chunk to take (atomic) */
 } fz_ctx;
 
-static void run_range(const fz_ctx *c, int t) {
-    const rr_fused_job *job = c->job;
-    const rr_head *h = job->h;
+/* Clears thread t's accumulators for n sessions. */
+static void thread_reset(const fz_ctx *c, int t) {
     fz_thread *th = &c->s->th[t];
-    const size_t n = job->n, k = job->k, D = h->D;
-    const int with_rank = job->target != NULL;
+    const size_t n = c->job->n;
     for (size_t l = 0; l < c->n_tiles * T; l++) {
         th->thr[l] = l < n ? -INFINITY : INFINITY; /* pad lanes never enter a list */
         th->ng[l] = th->ne[l] = 0;
     }
     memset(th->cnt, 0, n * sizeof *th->cnt);
-    const size_t a = c->range[t], b = c->range[t + 1];
+}
+
+/* Items a .. b-1 for every session, into thread t's accumulators. */
+static void run_items(const fz_ctx *c, int t, size_t a, size_t b) {
+    const rr_fused_job *job = c->job;
+    const rr_head *h = job->h;
+    fz_thread *th = &c->s->th[t];
+    const size_t n = job->n, k = job->k, D = h->D;
+    const int with_rank = job->target != NULL;
     for (size_t p0 = 0; p0 < c->n_tiles; p0 += c->P) {
         size_t p1 = p0 + c->P < c->n_tiles ? p0 + c->P : c->n_tiles;
         for (size_t j0 = a; j0 < b; j0 += c->S) {
@@ -280,12 +290,26 @@ static void run_range(const fz_ctx *c, int t) {
     }
 }
 
-/* out = the best k of two sorted lists x (earlier items) and y; ties take x. */
+/* Thread t takes chunks until none is left; chunks come out of the counter
+ * in increasing order, so each thread sees its items in increasing order. */
+static void run_thread(fz_ctx *c, int t) {
+    for (;;) {
+        size_t ch;
+#pragma omp atomic capture
+        ch = c->next++;
+        if (ch >= c->n_chunks) break;
+        size_t a = ch * c->chunk, b = c->job->h->N - a < c->chunk ? c->job->h->N : a + c->chunk;
+        run_items(c, t, a, b);
+    }
+}
+
+/* out = the best k of two lists ordered by (score desc, index asc), in the
+ * same order.  Scores are never NaN here. */
 static size_t merge2(const float *xs, const int32_t *xi, size_t nx, const float *ys, const int32_t *yi, size_t ny,
                      size_t k, float *os, int32_t *oi) {
     size_t a = 0, b = 0, o = 0;
     while (o < k && (a < nx || b < ny)) {
-        if (b >= ny || (a < nx && !(ys[b] > xs[a]))) {
+        if (b >= ny || (a < nx && (xs[a] > ys[b] || (xs[a] == ys[b] && xi[a] < yi[b])))) {
             os[o] = xs[a];
             oi[o++] = xi[a++];
         } else {
@@ -327,12 +351,13 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
     c.n_tiles = (n + T - 1) / T;
     c.S = S;
     c.P = P;
-    for (int t = 0; t <= nt; t++) {
-        /* range boundaries on multiples of 12 (a kernel step) */
-        size_t e = (size_t)((double)N * t / nt);
-        e = t == nt ? N : e / 12 * 12;
-        c.range[t] = e;
-    }
+    /* about 8 chunks per thread, each a few slices long */
+    size_t chunk = nt > 1 ? (N + 8 * (size_t)nt - 1) / (8 * (size_t)nt) : N;
+    if (nt > 1 && chunk < S) chunk = S;
+    chunk = (chunk + 11) / 12 * 12;
+    c.chunk = chunk;
+    c.n_chunks = (N + chunk - 1) / chunk;
+    c.next = 0;
     for (size_t tl = 0; tl < c.n_tiles; tl++) {
         size_t r0 = tl * T, m = n - r0 < T ? n - r0 : T;
         rr_head_pack(h, s->hp + tl * D * T, job->vecs + r0, m);
@@ -347,13 +372,22 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
             s->tvec[i] = v;
             out->tscore[i] = v;
         }
+    /* every thread's accumulators start cleared, in case the runtime
+     * starts fewer threads than asked */
+    for (int t = 0; t < nt; t++) thread_reset(&c, t);
     if (nt > 1) {
-#pragma omp parallel for num_threads(nt) schedule(static, 1)
-        for (int t = 0; t < nt; t++) run_range(&c, t);
+#pragma omp parallel num_threads(nt)
+        {
+#ifdef _OPENMP
+            run_thread(&c, omp_get_thread_num());
+#else
+            run_thread(&c, 0);
+#endif
+        }
     } else {
-        run_range(&c, 0);
+        run_thread(&c, 0);
     }
-    /* Merge the threads' results in range order. */
+    /* Merge the threads' results. */
     for (size_t i = 0; i < n; i++) {
         fz_thread *t0 = &s->th[0];
         float *os = out->tops + i * k;

@@ -8,8 +8,9 @@
  * sessions x 6 items, or 8 x 12 when a tile has at most 8 sessions).  No
  * packed copy of the table is needed, and each accumulator is exactly the
  * ordered fma chain of head.h.  On x86-64 CPUs with AVX2 and FMA (checked at
- * run time) the kernels use 8-wide intrinsics; elsewhere plain loops with
- * fmaf, which give the same bits (fmaf is correctly rounded everywhere). */
+ * run time) the kernels use 8-wide intrinsics, and 16-wide ones for full
+ * tiles where AVX-512F is there; elsewhere plain loops with fmaf, which
+ * give the same bits (fmaf is correctly rounded everywhere). */
 #include "models/head.h"
 
 #include <math.h>
@@ -175,6 +176,55 @@ __attribute__((target("avx2,fma"))) static void tile8_avx2(const rr_head *h, con
     }
 }
 
+#define FMA16(q) a##q = _mm512_fmadd_ps(h0, _mm512_set1_ps(w##q[k]), a##q)
+#define STORE16(q)                                                                                 \
+    do {                                                                                           \
+        if (j + q < j1) _mm512_store_ps(o + q * T, _mm512_add_ps(a##q, _mm512_set1_ps(b[j + q]))); \
+    } while (0)
+
+/* AVX-512: all 16 sessions in one register x 12 items per step.  On CPUs
+ * that split 512-bit operations in two (Zen 4) this is still ~8% faster
+ * than tile16_avx2: half the instructions for the same multiply-adds. */
+__attribute__((target("avx512f"))) static void tile16_avx512(const rr_head *h, const float *hp, size_t j0,
+                                                             size_t j1, float *out) {
+    const size_t D = h->D;
+    const float *W = h->W, *b = h->b;
+    for (size_t j = j0; j < j1; j += 12) {
+        const float WP(0), WP(1), WP(2), WP(3), WP(4), WP(5), WP(6), WP(7), WP(8), WP(9), WP(10), WP(11);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0,
+               a9 = a0, a10 = a0, a11 = a0;
+        const float *p = hp;
+        for (size_t k = 0; k < D; k++, p += T) {
+            __m512 h0 = _mm512_load_ps(p);
+            FMA16(0);
+            FMA16(1);
+            FMA16(2);
+            FMA16(3);
+            FMA16(4);
+            FMA16(5);
+            FMA16(6);
+            FMA16(7);
+            FMA16(8);
+            FMA16(9);
+            FMA16(10);
+            FMA16(11);
+        }
+        float *o = out + (j - j0) * T;
+        STORE16(0);
+        STORE16(1);
+        STORE16(2);
+        STORE16(3);
+        STORE16(4);
+        STORE16(5);
+        STORE16(6);
+        STORE16(7);
+        STORE16(8);
+        STORE16(9);
+        STORE16(10);
+        STORE16(11);
+    }
+}
+
 /* fmaf here compiles to one vfmadd231ss: the same rounding as the lanes. */
 __attribute__((target("avx2,fma"))) static float one_fma(const rr_head *h, const float *v, int32_t j) {
     const float *w = h->W + (size_t)j * h->D;
@@ -186,23 +236,34 @@ __attribute__((target("avx2,fma"))) static float one_fma(const rr_head *h, const
 
 static int force_portable;
 
-void rr_head_force_portable(int on) { force_portable = on; }
+static int force_avx2;
 
-static int use_avx2(void) {
+void rr_head_force_portable(int on) { force_portable = on; }
+void rr_head_force_avx2(int on) { force_avx2 = on; }
+
+/* 0 portable, 1 AVX2 + FMA, 2 AVX2 + FMA + AVX-512F */
+static int isa_level(void) {
 #ifdef HAVE_AVX2_PATH
     static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    return cached && !force_portable;
+    if (cached < 0) {
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+        if (cached && __builtin_cpu_supports("avx512f")) cached = 2;
+    }
+    return force_portable ? 0 : force_avx2 && cached ? 1 : cached;
 #else
     return 0;
 #endif
 }
 
+static int use_avx2(void) { return isa_level() >= 1; }
+
 void rr_head_score_tile(const rr_head *h, const float *hp, size_t n, size_t j0, size_t j1, float *out) {
     if (j1 <= j0) return;
 #ifdef HAVE_AVX2_PATH
-    if (use_avx2()) {
+    int isa = isa_level();
+    if (isa) {
         if (n <= 8) tile8_avx2(h, hp, j0, j1, out);
+        else if (isa == 2) tile16_avx512(h, hp, j0, j1, out);
         else tile16_avx2(h, hp, j0, j1, out);
     } else
 #endif

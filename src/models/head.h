@@ -75,5 +75,7 @@ rr_status rr_head_score_states(const rr_head *h, struct rr_state *const *states,
 /* Testing hook: 1 forces the portable kernels (not thread-safe: set it
  * before scoring starts). */
 void rr_head_force_portable(int on);
+/* Testing hook: 1 keeps to the AVX2 kernels where AVX-512 is available. */
+void rr_head_force_avx2(int on);
 
 #endif /* RR_HEAD_H */
