@@ -2,13 +2,28 @@
  * rr_recommend call for n sessions of 5 items (n = 1, 8, 16, 32, 64), on
  * the model given, single caller thread.  Requests per second at batch n
  * is n / time; the HTTP numbers of bench_serve.sh sit above this floor.
+ * Best and median of REPEATS calls, wall clock, and the calling thread's
+ * CPU time per call (on a shared machine the wall clock also says how
+ * much CPU the process got).  Threads that split one call: OMP_NUM_THREADS.
  *
  *   bench_serve MODEL [REPEATS] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "rnnrec.h"
 #include "util/util.h"
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double thread_cpu(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -16,6 +31,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     int reps = argc > 2 ? atoi(argv[2]) : 20;
+    if (reps < 1) reps = 1;
+    double *times = malloc((size_t)reps * sizeof *times);
     rr_error err;
     rr_model *m = NULL;
     if (rr_model_load(argv[1], &m, &err)) {
@@ -48,19 +65,23 @@ int main(int argc, char **argv) {
     const size_t ns[] = {1, 8, 16, 32, 64};
     for (size_t q = 0; q < sizeof ns / sizeof ns[0]; q++) {
         size_t n = ns[q];
-        double best = 1e9;
+        double c0 = thread_cpu();
         for (int rep = 0; rep < reps; rep++) {
             double t0 = rr_now();
             if (rr_recommend(m, st, n, K, 0, top, sc, &err)) {
                 fprintf(stderr, "%s\n", err.msg);
                 return 1;
             }
-            double dt = rr_now() - t0;
-            if (dt < best) best = dt;
+            times[rep] = rr_now() - t0;
         }
-        printf("n=%2zu: best %.3f ms per call, %.0f sessions/s\n", n, best * 1e3, (double)n / best);
+        double cpu = (thread_cpu() - c0) / reps;
+        qsort(times, (size_t)reps, sizeof *times, cmp_d);
+        double best = times[0], med = times[reps / 2];
+        printf("n=%2zu: best %.3f ms, median %.3f ms per call (caller cpu %.3f ms), %.0f sessions/s at best\n", n,
+               best * 1e3, med * 1e3, cpu * 1e3, (double)n / best);
     }
     for (int i = 0; i < NMAX; i++) rr_state_free(st[i]);
     rr_model_free(m);
+    free(times);
     return 0;
 }
