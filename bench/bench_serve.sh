@@ -13,6 +13,9 @@
 # each for DURATION seconds (30) with CONNS connections (64) and wrk
 # THREADS (2).  Reports p50/p90/p99, req/s, errors (socket errors + non-2xx)
 # and the server's peak RSS (VmHWM).  The server is stopped at the end.
+# SERVER_THREADS (2) HTTP workers, BATCHERS (1); the threads each batcher
+# splits a batch over come from OMP_NUM_THREADS when it is set, else the
+# server's default (half the cores per batcher, at least 1).
 set -u
 BUILD=${1:-build}
 MODEL=${2:-}
