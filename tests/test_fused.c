@@ -8,8 +8,8 @@
  *    random heads with exact ties (duplicated item rows, quantised weights,
  *    ReLU's zeros), for 1..3 threads, k from 1 to N: the same rank counts,
  *    target scores and top lists.
- * 3. rr_evaluate on GRU models (one trained in-process, one crafted with
- *    ties): fused and unfused (rr_eval_force_unfused) give identical
+ * 3. rr_evaluate on RNN models (a GRU trained in-process, a GRU crafted
+ *    with ties, a 2-layer LSTM with ELU scores): fused and unfused (rr_eval_force_unfused) give identical
  *    results for every tie mode, exclude_seen, target_last, 1 and 2 threads
  *    and several block sizes.
  * 4. rr_recommend: the same lists as a reference built from ops->score and
@@ -268,19 +268,21 @@ static rr_dataset *synth(uint64_t seed, size_t events, size_t items) {
 
 /* A GRU with GRU4Rec's initialisation, ReLU final activation, quantised
  * output table and duplicated rows: many exact score ties. */
-static rr_model *tie_model(const rr_dataset *train, size_t H) {
+static rr_model *tie_model(const rr_dataset *train, rr_cell_kind cell, size_t H0, size_t H, rr_act act) {
     rr_model *m = NULL;
     rr_error err;
-    CHECK_OK(rr_model_new_common(&m, &rr_gru_ops, train, &err), &err);
+    CHECK_OK(rr_model_new_common(&m, rr_rnn_ops_for(cell), train, &err), &err);
     if (!m) return NULL;
     rr_rnn_shape sh;
     memset(&sh, 0, sizeof sh);
-    sh.cell = RR_CELL_GRU;
+    sh.cell = cell;
     sh.n_items = m->n_items;
-    sh.n_layers = 1;
-    sh.layers[0] = H;
+    sh.n_layers = H0 ? 2 : 1;
+    sh.layers[0] = H0 ? H0 : H;
+    sh.layers[1] = H;
     sh.embedding = -1;
-    sh.final_act = RR_ACT_RELU;
+    sh.final_act = act;
+    sh.final_act_param = 0.5;
     rr_rnn *r = NULL;
     CHECK_OK(rr_rnn_new(&r, &sh, &err), &err);
     rr_rng rng;
@@ -432,11 +434,20 @@ static void test_models(void) {
         test_recommend(m, d, "trained gru");
         rr_model_free(m);
     }
-    rr_model *t = tie_model(d, 20);
+    rr_model *t = tie_model(d, RR_CELL_GRU, 0, 20, RR_ACT_RELU);
     if (t) {
         test_evaluate(t, d, "gru with ties");
         test_recommend(t, d, "gru with ties");
         rr_model_free(t);
+    }
+    /* the head vector of a second layer of an LSTM state (h, c per layer) */
+    rr_model *l = tie_model(d, RR_CELL_LSTM, 12, 18, RR_ACT_ELU);
+    if (l) {
+        rr_head hd;
+        CHECK(rr_model_head(l, &hd) && hd.off == 2 * 12 && hd.D == 18);
+        test_evaluate(l, d, "2-layer lstm, elu");
+        test_recommend(l, d, "2-layer lstm, elu");
+        rr_model_free(l);
     }
     rr_dataset_free(d);
 }
