@@ -325,6 +325,9 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
     const size_t n = job->n, N = h->N, D = h->D, k = job->k;
     if (n == 0) return RR_OK;
     if (k < 1 || k > N || D < 1) return rr_err(err, RR_ERR_ARG, "fused ranking: k %zu of %zu items", k, N);
+    for (size_t i = 0; job->target && i < n; i++)
+        if (job->target[i] < 0 || (size_t)job->target[i] >= N)
+            return rr_err(err, RR_ERR_ARG, "fused ranking: target %d of row %zu is not an item", (int)job->target[i], i);
     /* Threads split the items; below ~4M multiply-adds one thread is
      * quicker than waking a team. */
     int nt = job->threads < 1 ? 1 : job->threads;
