@@ -31,10 +31,14 @@
  * advances all recurrent states with one ops->step call, scores the slots
  * that have a target with one ops->score call into a (rows, n_items) block,
  * and gives each row its rank counts and its top-K in one sorting-free pass
- * (rank.c).  A slot whose session ends takes the next session.  Threads:
- * for recurrent kinds they split each block's rows; for history-only kinds
- * each thread runs its own engine on sessions from a shared queue (see
- * rr_evaluate).  Per-target values are summed in exact 128-bit fixed point
+ * (rank.c).  Models with a linear head (the RNN kinds, models/head.h)
+ * skip the score block: fused.c scores the block's rows a tile by a slice
+ * of items at a time and updates ranks and top-K from the cache, with
+ * exactly the results of the block path (rr_eval_force_unfused selects
+ * that path, for tests).  A slot whose session ends takes the next session.
+ * Threads: for recurrent kinds they split each block's items (fused) or
+ * rows; for history-only kinds each thread runs its own engine on sessions
+ * from a shared queue (see rr_evaluate).  Per-target values are summed in exact 128-bit fixed point
  * (2^-62 units), so the order of summation does not matter: results are
  * identical whatever the thread count or block size. */
 #include <math.h>
