@@ -63,6 +63,10 @@ void rr_fused_scratch_free(rr_fused_scratch *s);
  * ops->score into full rows, as for every other kind (not thread-safe). */
 void rr_eval_force_unfused(int on);
 
+/* Testing hook: 1 keeps the fused scan to AVX2 where AVX-512 is available
+ * (rr_rank_force_portable forces the portable one). */
+void rr_fused_force_avx2(int on);
+
 #define RR_FUSED_MERGE_MAX 256   /* top lists up to this long merge on the stack */
 
 rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out,

@@ -38,6 +38,10 @@
 #define T RR_HEAD_TILE
 #define MAX_THREADS 64
 
+static int force_avx2_scan;
+
+void rr_fused_force_avx2(int on) { force_avx2_scan = on; }
+
 /* Per-thread accumulators for all n sessions (lanes of n_tiles tiles). */
 typedef struct fz_thread {
     float *buf;       /* (S, T) slice scores, 64-byte aligned */
@@ -219,7 +223,54 @@ __attribute__((target("avx2"))) static void scan_avx2(tile_acc *a, const float *
         }
     }
 }
+
+/* AVX-512: the 16 lanes in one register, compares into mask registers. */
+__attribute__((target("avx512f"))) static void scan_avx512(tile_acc *a, const float *buf, size_t S, int32_t j0,
+                                                          int with_rank) {
+    fz_thread *th = a->th;
+    float *thr = th->thr + a->lane0;
+    const __m512 vt = _mm512_loadu_ps(a->tvec);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 vthr = _mm512_loadu_ps(thr);
+    __m512i g = _mm512_setzero_si512(), e = g;
+    for (size_t j = 0; j < S; j++) {
+        const float *x = buf + j * T;
+        __m512 xv = _mm512_load_ps(x);
+        if (with_rank) {
+            g = _mm512_mask_add_epi32(g, _mm512_cmp_ps_mask(xv, vt, _CMP_GT_OQ), g, one);
+            e = _mm512_mask_add_epi32(e, _mm512_cmp_ps_mask(xv, vt, _CMP_EQ_OQ), e, one);
+        }
+        unsigned m = (unsigned)_mm512_cmp_ps_mask(xv, vthr, _CMP_GT_OQ);
+        if (RR_UNLIKELY(m)) {
+            while (m) {
+                unsigned i = (unsigned)__builtin_ctz(m);
+                m &= m - 1;
+                lane_insert(a, i, x[i], j0 + (int32_t)j);
+            }
+            vthr = _mm512_loadu_ps(thr);
+        }
+    }
+    if (with_rank) {
+        int32_t lg[T], le[T];
+        _mm512_storeu_si512(lg, g);
+        _mm512_storeu_si512(le, e);
+        for (size_t i = 0; i < T; i++) {
+            th->ng[a->lane0 + i] += (size_t)(uint32_t)lg[i];
+            th->ne[a->lane0 + i] += (size_t)(uint32_t)le[i];
+        }
+    }
+}
 #endif
+
+static int use_avx512(void) {
+#ifdef HAVE_AVX2_PATH
+    static int cached = -1;
+    if (cached < 0) cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return cached && !rr_rank_portable_forced() && !force_avx2_scan;
+#else
+    return 0;
+#endif
+}
 
 static int use_avx2(void) {
 #ifdef HAVE_AVX2_PATH
@@ -233,6 +284,10 @@ static int use_avx2(void) {
 
 static void scan_tile(tile_acc *a, const float *buf, size_t S, int32_t j0, int with_rank) {
 #ifdef HAVE_AVX2_PATH
+    if (use_avx512()) {
+        scan_avx512(a, buf, S, j0, with_rank);
+        return;
+    }
     if (use_avx2()) {
         scan_avx2(a, buf, S, j0, with_rank);
         return;
