@@ -11,15 +11,19 @@
  * FLOPs per training event (one target): the three score GEMMs
  * 6 * (B + S) * H plus, per layer, 2 * G*H * (3 * in + 2 * H) for the input
  * projection (forward, dW, dx) and the recurrent one (forward, dW).  The
- * floor is that count divided by the rate of one (B, B + S, H) GEMM
- * measured here with the same thread count.  --eval also times
- * rr_evaluate of the trained model over a 50k-event held-out log. */
+ * floor is that count divided by T times the rate of one (B, B + S, H)
+ * GEMM on one thread (OpenBLAS runs single-threaded inside the trainer's
+ * T threads).  The profile splits the training wall time into the
+ * trainer's stages (train/trainer.h), as its first thread sees them.
+ * --eval also times rr_evaluate of the trained model over a 50k-event
+ * held-out log. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/dataset.h"
 #include "nn/gemm.h"
+#include "train/trainer.h"
 #include "rnnrec.h"
 #include "util/util.h"
 
@@ -90,19 +94,19 @@ int main(int argc, char **argv) {
     size_t n_items = rr_dataset_n_items(d);
     const size_t B = p.batch_size, S = p.n_sample, H = p.layers[0], G = 3;
     double flops_ev = 6.0 * (double)(B + S) * (double)H + 2.0 * (double)(G * H) * (3.0 * (double)H + 2.0 * (double)H);
-    rr_blas_set_threads(threads);
-    double rate = gemm_rate(B, B + S, H);
+    rr_blas_set_threads(1);
+    double rate1 = gemm_rate(B, B + S, H), rate = rate1 * (double)threads;
 
     double t0 = rr_now();
     rr_model *m = NULL;
-    if (rr_model_train(&m, d, NULL, &p, &err)) {
+    rr_train_prof prof;
+    memset(&prof, 0, sizeof prof);
+    if (rr_rnn_fit_prof(&m, d, NULL, &p, &prof, &err)) {
         fprintf(stderr, "train: %s\n", err.msg);
         return 1;
     }
     double secs = rr_now() - t0;
-    const char *ev = rr_model_meta(m, "train_events");
     size_t n_ev = 0, n_sess = rr_dataset_n_sessions(d);
-    (void)ev;
     for (size_t s = 0; s < n_sess; s++) {
         size_t len = (size_t)(d->s.offsets[s + 1] - d->s.offsets[s]);
         if (len >= 2) n_ev += len - 1;
@@ -114,8 +118,17 @@ int main(int argc, char **argv) {
            events, n_items, n_sess, epochs);
     printf("  train: %zu target events in %.2f s = %.0f events/s  (%.2f MFLOP/event, %.1f GFLOP/s)\n", n_ev, secs,
            eps, flops_ev / 1e6, eps * flops_ev / 1e9);
-    printf("  gemm (%zu x %zu x %zu): %.1f GFLOP/s -> floor %.0f events/s; achieved %.1f%% of floor\n", B, B + S,
-           H, rate, floor_eps, 100.0 * eps / floor_eps);
+    printf("  gemm (%zu x %zu x %zu): %.1f GFLOP/s on one thread, x %d -> floor %.0f events/s; achieved %.1f%% "
+           "of floor\n",
+           B, B + S, H, rate1, threads, floor_eps, 100.0 * eps / floor_eps);
+    double tot = 0;
+    for (int k = 0; k < RR_TS_N; k++) tot += prof.sec[k];
+    printf("  profile (%llu steps, %.1f us/step):", (unsigned long long)prof.steps,
+           prof.steps ? 1e6 * tot / (double)prof.steps : 0.0);
+    for (int k = 0; k < RR_TS_N; k++)
+        printf("%s %s %.1f us (%.0f%%)", k ? "," : "", rr_train_stage_name((rr_train_stage)k),
+               prof.steps ? 1e6 * prof.sec[k] / (double)prof.steps : 0.0, tot > 0 ? 100.0 * prof.sec[k] / tot : 0.0);
+    printf("\n");
     printf("  peak RSS %.1f MB\n", (double)rr_peak_rss_kb() / 1024.0);
     if (do_eval) {
         rr_eval_params ep;

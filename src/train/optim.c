@@ -61,26 +61,44 @@ static step_k step_consts(const rr_optim_cfg *c, uint64_t t) {
     return k;
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SPAN_ATTR __attribute__((target_clones("avx2", "default")))
+#else
+#define SPAN_ATTR
+#endif
+
+/* Adagrad over n elements (the training hot loop: every dense weight and
+ * every touched row, each step).  Built for AVX2 as well and picked at
+ * load time; sqrt and division are correctly rounded at every width and
+ * ISO C mode contracts nothing into an fma, so every clone gives the same
+ * bits. */
+SPAN_ATTR static void adagrad_span(size_t n, float lr, float mu, float *restrict w, const float *restrict g,
+                                   float *restrict acc, float *restrict vel) {
+    if (mu > 0) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float a = acc[i] + g[i] * g[i];
+            acc[i] = a;
+            float v = mu * vel[i] - lr * (g[i] / sqrtf(a + RR_ADAGRAD_EPS));
+            vel[i] = v;
+            w[i] += v;
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float a = acc[i] + g[i] * g[i];
+            acc[i] = a;
+            w[i] -= lr * (g[i] / sqrtf(a + RR_ADAGRAD_EPS));
+        }
+    }
+}
+
 /* One contiguous stretch of n elements; s1/s2 as optim.h describes. */
 static void update_span(const rr_optim_cfg *c, const step_k *k, size_t n, float *restrict w,
                         const float *restrict g, float *restrict s1, float *restrict s2) {
     switch (c->kind) {
     case RR_OPT_ADAGRAD:
-        if (k->mu > 0) {
-            for (size_t i = 0; i < n; i++) {
-                float a = s1[i] + g[i] * g[i];
-                s1[i] = a;
-                float v = k->mu * s2[i] - k->lr * (g[i] / sqrtf(a + RR_ADAGRAD_EPS));
-                s2[i] = v;
-                w[i] += v;
-            }
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                float a = s1[i] + g[i] * g[i];
-                s1[i] = a;
-                w[i] -= k->lr * (g[i] / sqrtf(a + RR_ADAGRAD_EPS));
-            }
-        }
+        adagrad_span(n, k->lr, k->mu, w, g, s1, s2);
         break;
     case RR_OPT_ADAM:
         /* w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) */
@@ -124,6 +142,35 @@ void rr_optim_dense(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const
     for (long b = 0; b < nblk; b++) {
         size_t o = (size_t)b * OPT_BLOCK, m = n - o < OPT_BLOCK ? n - o : OPT_BLOCK;
         update_span(c, &k, m, w + o, g + o, s1 ? s1 + o : NULL, s2 ? s2 + o : NULL);
+    }
+}
+
+void rr_optim_dense_span(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const float *g, float *s1,
+                         float *s2) {
+    check_states(c, s1, s2);
+    step_k k = step_consts(c, t);
+    update_span(c, &k, n, w, g, s1, s2);
+}
+
+void rr_optim_sparse_rows(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows, const int32_t *rows,
+                          const float *g, float *w, float *s1, float *s2) {
+    check_states(c, s1, s2);
+    step_k k = step_consts(c, t);
+    /* The rows are scattered over up to three large tables: fetch ahead
+     * (further for single-element rows, By). */
+    const size_t ahead = row_len >= 16 ? 6 : 24;
+    for (size_t r = 0; r < n_rows; r++) {
+        if (r + ahead < n_rows) {
+            size_t o2 = (size_t)rows[r + ahead] * row_len;
+            for (size_t b = 0; b < row_len; b += 16) {
+                __builtin_prefetch(w + o2 + b, 1, 1);
+                if (s1) __builtin_prefetch(s1 + o2 + b, 1, 1);
+                if (s2) __builtin_prefetch(s2 + o2 + b, 1, 1);
+            }
+        }
+        RR_ASSERT(rows[r] >= 0);
+        size_t o = (size_t)rows[r] * row_len;
+        update_span(c, &k, row_len, w + o, g + r * row_len, s1 ? s1 + o : NULL, s2 ? s2 + o : NULL);
     }
 }
 

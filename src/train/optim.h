@@ -44,4 +44,12 @@ void rr_optim_dense(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const
 void rr_optim_sparse(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows,
                      const int32_t *rows, const float *g, float *w, float *s1, float *s2);
 
+/* The same two updates on the calling thread only, for callers that share
+ * the work out among their own threads (an element range of the dense
+ * blob, a share of the rows): the same bits as the calls above. */
+void rr_optim_dense_span(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const float *g,
+                         float *s1, float *s2);
+void rr_optim_sparse_rows(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows,
+                          const int32_t *rows, const float *g, float *w, float *s1, float *s2);
+
 #endif

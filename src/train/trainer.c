@@ -4,16 +4,21 @@
  * bookkeeping: progress, JSON log, validation with early stopping.
  *
  * One step (step_impl.inc, float here; the gradient checks compile a
- * double instance of the same source) computes every gradient; apply_update then clips (when
- * asked) and hands the dense prefix of the blob to the optimiser as one
- * vector and the item tables as the rows the step touched.
+ * double instance of the same source) computes every gradient;
+ * apply_update then clips (when asked) and hands the dense prefix of the
+ * blob to the optimiser as one vector and the item tables as the rows the
+ * step touched.
  *
- * Threads: one OpenMP pool does everything: large GEMMs are split into
- * per-thread blocks (par_sgemm, OpenBLAS itself single-threaded), the cell
- * forward into row blocks, and the loss and optimiser loops run in
- * parallel.
- * Nothing depends on thread timing: same seed and thread count give the
- * same model bytes. */
+ * Threads: one OpenMP pool does everything, OpenBLAS single-threaded
+ * inside it.  A step is two parallel passes in which every thread owns a
+ * fixed slice of each operation (step_impl.inc), the loss runs its own
+ * row-parallel loop between them, and the update splits the dense blob by
+ * element ranges and the item tables by ranges of touched rows.  With one
+ * thread each operation is the single call it always was.  Nothing depends
+ * on thread timing: same seed and thread count give the same model bytes
+ * (one and two threads give different bytes: the W_hh gradient is summed
+ * in per-thread partials, and OpenBLAS rounds some split shapes
+ * differently). */
 #include "train/trainer.h"
 
 #include <math.h>
@@ -35,43 +40,11 @@
 #include "train/sampler.h"
 #include "util/util.h"
 
-/* GEMM for the training step: OpenBLAS runs single-threaded during
- * training and large products are split into one column (or row) block
- * per OpenMP thread.  Mixing OpenBLAS's own pool with OpenMP regions made
- * two threads 7x slower than one here (both pools spin-wait); with one
- * pool the blocks are exact slices of the same product. */
-static void par_sgemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float *A,
-                      size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc) {
-    int nt = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel()) nt = omp_get_max_threads();
-#endif
-    if (nt < 2 || (double)M * (double)N * (double)K < 262144.0) {
-        rr_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    const bool cols = N >= M;
-    const size_t D = cols ? N : M;
-    size_t chunk = (D + (size_t)nt - 1) / (size_t)nt;
-    chunk = (chunk + 15) & ~(size_t)15;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int t = 0; t < nt; t++) {
-        size_t a = (size_t)t * chunk, e = a + chunk < D ? a + chunk : D;
-        if (a >= e) continue;
-        if (cols) /* C[:, a:e] = op(A) op(B)[:, a:e] */
-            rr_sgemm(transA, transB, M, e - a, K, alpha, A, lda, transB ? B + a * ldb : B + a, ldb, beta, C + a,
-                     ldc);
-        else /* C[a:e, :] = op(A)[a:e, :] op(B) */
-            rr_sgemm(transA, transB, e - a, N, K, alpha, transA ? A + a : A + a * lda, lda, B, ldb, beta,
-                     C + a * ldc, ldc);
-    }
-}
-
 /* ---- the step in float (tests/test_rnn_grad.c builds the double one) */
 
 #define T float
 #define SFX f32
-#define GEMM par_sgemm
+#define GEMM rr_sgemm
 #define LOSS rr_loss_f32
 #define ACT_FWD rr_act_forward_f32
 #define ACT_BWD rr_act_backward_f32
@@ -88,9 +61,11 @@ static void par_sgemm(bool transA, bool transB, size_t M, size_t N, size_t K, fl
 #undef CELL_BWD
 
 
-/* The sampler's cache: GRU4Rec precomputes 10M draws at once; the same
- * distribution from a smaller cache keeps 36 MB out of the peak memory. */
-#define SAMPLE_CACHE_MAX ((size_t)1 << 20)
+/* The sampler's cache: GRU4Rec precomputes 10M draws at once.  Every
+ * refill continues the same generator and each batch takes the next
+ * n_sample draws, so the cache size changes when draws are made, never
+ * which: 64k draws (256 KB) give the same samples as 10M (40 MB). */
+#define SAMPLE_CACHE_MAX ((size_t)1 << 16)
 
 /* ---- the trainer */
 
@@ -115,6 +90,8 @@ typedef struct trainer {
     size_t *slot_sess, *slot_pos; /* (B) session row and position of each slot */
     int32_t *in, *tgt;          /* (B) this step's input and target items */
     uint64_t t;                 /* optimiser steps taken */
+    double prof_t;              /* the profile's last time stamp */
+    rr_train_prof *prof;        /* or NULL */
     int tty;
 } trainer;
 
@@ -173,7 +150,7 @@ static void trainer_free(trainer *tr) {
 }
 
 static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train, const rr_dataset *valid,
-                              const rr_train_params *p, rr_error *err) {
+                              const rr_train_params *p, int nt, rr_train_prof *prof, rr_error *err) {
     memset(tr, 0, sizeof *tr);
     tr->p = p;
     tr->sess = &train->s;
@@ -196,7 +173,12 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     rr_status s = order_sessions(tr, train, err);
     if (s) return s;
     s = step_ws_alloc_f32(&tr->ws, lay, tr->r->cell, N, tr->B, tr->S, drop_e, drop_h, err);
+    if (!s) s = step_ws_set_threads_f32(&tr->ws, lay, nt, err);
     if (s) return s;
+    if (prof) {
+        tr->ws.prof = prof->sec;
+        tr->ws.prof_t = &tr->prof_t;
+    }
     tr->opt.kind = p->optim;
     tr->opt.lr = p->lr;
     tr->opt.momentum = p->momentum;
@@ -240,6 +222,7 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     tr->ctx.logq = p->logq;
     tr->ctx.alpha = p->sample_alpha;
     tr->tty = p->verbose && isatty(2);
+    tr->prof = prof;
     return RR_OK;
 nomem:
     return rr_err(err, RR_ERR_NOMEM, "out of memory for training state (%zu parameters)", lay->n_params);
@@ -259,63 +242,47 @@ static void fill_mask(rr_rng *rng, float *mask, size_t count, double pdrop) {
     if (i < count) mask[i] = (rr_rng_next(rng) & 0xffffffffu) < thr ? 0.0f : keep;
 }
 
-/* GRU4Rec's Adagrad (optim.h) over a span, vectorised: the same
- * expressions in the same order as optim.c, so the same bits (sqrt and
- * division are correctly rounded at every width).  optim.c's loop is
- * scalar in this build and took a third of the step; this copy can go once
- * that loop vectorises. */
-__attribute__((target_clones("avx2", "default"))) static void
-adagrad_span(size_t n, float lr, float mu, float *restrict w, const float *restrict g, float *restrict acc,
-             float *restrict vel) {
-    const float eps = 1e-6f;
-    if (mu > 0) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float a = acc[i] + g[i] * g[i];
-            acc[i] = a;
-            float v = mu * vel[i] - lr * (g[i] / sqrtf(a + eps));
-            vel[i] = v;
-            w[i] += v;
-        }
-    } else {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float a = acc[i] + g[i] * g[i];
-            acc[i] = a;
-            w[i] -= lr * (g[i] / sqrtf(a + eps));
-        }
+/* Part t of nt of the update: the dense blob by element ranges, each item
+ * table by ranges of its touched rows (rows are distinct, so the parts
+ * never meet). */
+static void update_part(trainer *tr, int t, int nt) {
+    const rr_rnn_layout *lay = tr->lay;
+    const rr_step_ws_f32 *w = &tr->ws;
+    const rr_optim_cfg *o = &tr->opt;
+    float *P = tr->r->params, *s1 = tr->s1, *s2 = tr->s2;
+    const size_t HL = lay->H_last;
+    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+#define ST(s, off) ((s) ? (s) + (off) : NULL)
+    size_t a, e;
+    step_part_ceil(lay->n_dense, t, nt, 16, &a, &e);
+    rr_optim_dense_span(o, tr->t, e - a, P + a, w->gdense + a, ST(s1, a), ST(s2, a));
+    step_part_ceil(w->nU, t, nt, 1, &a, &e);
+    rr_optim_sparse_rows(o, tr->t, HL, e - a, w->urows + a, w->gU + a * HL, P + lay->Wy, ST(s1, lay->Wy),
+                         ST(s2, lay->Wy));
+    step_part_ceil(w->nUb, t, nt, 1, &a, &e);
+    rr_optim_sparse_rows(o, tr->t, 1, e - a, w->urows + a, w->gB + a, P + lay->By, ST(s1, lay->By),
+                         ST(s2, lay->By));
+    if (w->nE) {
+        size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
+        step_part_ceil(w->nE, t, nt, 1, &a, &e);
+        rr_optim_sparse_rows(o, tr->t, ew, e - a, w->erows + a, w->gE + a * ew, P + off, ST(s1, off),
+                             ST(s2, off));
     }
+#undef ST
 }
 
-static void adagrad_dense(const rr_optim_cfg *o, size_t n, float *w, const float *g, float *acc, float *vel) {
-    const float lr = (float)o->lr, mu = (float)o->momentum;
-    const size_t blk = 8192;
-    long nb = (long)((n + blk - 1) / blk);
-#pragma omp parallel for schedule(static) if (nb >= 8)
-    for (long b = 0; b < nb; b++) {
-        size_t off = (size_t)b * blk, m = n - off < blk ? n - off : blk;
-        adagrad_span(m, lr, mu, w + off, g + off, acc + off, vel ? vel + off : NULL);
-    }
-}
-
-static void adagrad_rows(const rr_optim_cfg *o, size_t row_len, size_t n_rows, const int32_t *rows, const float *g,
-                         float *w, float *acc, float *vel) {
-    const float lr = (float)o->lr, mu = (float)o->momentum;
-    long nr = (long)n_rows;
-#pragma omp parallel for schedule(static) if (n_rows * row_len >= 65536)
-    for (long r = 0; r < nr; r++) {
-        /* The rows are scattered over three large tables: fetch ahead. */
-        if (r + 6 < nr && row_len >= 16) {
-            size_t o2 = (size_t)rows[r + 6] * row_len;
-            for (size_t b = 0; b < row_len; b += 16) {
-                __builtin_prefetch(w + o2 + b, 1, 1);
-                __builtin_prefetch(acc + o2 + b, 1, 1);
-                if (vel) __builtin_prefetch(vel + o2 + b, 1, 1);
-            }
-        }
-        size_t off = (size_t)rows[r] * row_len;
-        adagrad_span(row_len, lr, mu, w + off, g + (size_t)r * row_len, acc + off, vel ? vel + off : NULL);
-    }
+/* false when part t of nt of the gradients holds a NaN or an infinity. */
+static bool finite_part(const trainer *tr, int t, int nt) {
+    const rr_rnn_layout *lay = tr->lay;
+    const rr_step_ws_f32 *w = &tr->ws;
+    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    size_t a, e;
+    step_part_ceil(lay->n_dense, t, nt, 16, &a, &e);
+    bool ok = step_finite_f32(w->gdense + a, e - a);
+    step_part_ceil(w->nU * lay->H_last, t, nt, 16, &a, &e);
+    ok = ok && step_finite_f32(w->gU + a, e - a);
+    step_part_ceil(w->nE * ew, t, nt, 16, &a, &e);
+    return ok && step_finite_f32(w->gE + a, e - a);
 }
 
 /* Clip (when asked) and apply the optimiser.  Returns false when the
@@ -323,19 +290,13 @@ static void adagrad_rows(const rr_optim_cfg *o, size_t row_len, size_t n_rows, c
 static bool apply_update(trainer *tr) {
     const rr_rnn_layout *lay = tr->lay;
     rr_step_ws_f32 *w = &tr->ws;
-    float *P = tr->r->params;
     const size_t HL = lay->H_last;
     const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
-    {
-        /* A non-finite gradient anywhere makes this sum non-finite. */
-        float sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (size_t i = 0; i < lay->n_dense; i++) sum += w->gdense[i] * 0.0f;
-        for (size_t i = 0; i < w->nU * HL; i++) sum += w->gU[i] * 0.0f;
-        for (size_t i = 0; i < w->nE * ew; i++) sum += w->gE[i] * 0.0f;
-        if (!isfinite(sum)) return false;
-    }
+    /* threads as the step used them: small updates stay on one */
+    int nt = w->nt;
+    if ((double)lay->n_dense + (double)w->nU * (double)HL < 65536.0) nt = 1;
     if (tr->p->clip_norm > 0) {
+        if (!finite_part(tr, 0, 1)) return false;
         /* global norm over every gradient of the step (dense and rows) */
         double sq = 0;
         for (size_t i = 0; i < lay->n_dense; i++) sq += (double)w->gdense[i] * w->gdense[i];
@@ -351,30 +312,26 @@ static bool apply_update(trainer *tr) {
             rr_sscal(w->nUb, f, w->gB);
             rr_sscal(w->nE * ew, f, w->gE);
         }
-    }
-    tr->t++;
-    const rr_optim_cfg *o = &tr->opt;
-    float *s1 = tr->s1, *s2 = tr->s2;
-#define ST(s, off) ((s) ? (s) + (off) : NULL)
-    if (o->kind == RR_OPT_ADAGRAD) {
-        adagrad_dense(o, lay->n_dense, P, w->gdense, s1, s2);
-        adagrad_rows(o, HL, w->nU, w->urows, w->gU, P + lay->Wy, s1 + lay->Wy, ST(s2, lay->Wy));
-        adagrad_rows(o, 1, w->nUb, w->urows, w->gB, P + lay->By, s1 + lay->By, ST(s2, lay->By));
-        if (w->nE) {
-            size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
-            adagrad_rows(o, ew, w->nE, w->erows, w->gE, P + off, s1 + off, ST(s2, off));
-        }
+        tr->t++;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        update_part(tr, STEP_TID(), STEP_NT());
         return true;
     }
-    rr_optim_dense(o, tr->t, lay->n_dense, P, w->gdense, s1, s2);
-    rr_optim_sparse(o, tr->t, HL, w->nU, w->urows, w->gU, P + lay->Wy, ST(s1, lay->Wy), ST(s2, lay->Wy));
-    rr_optim_sparse(o, tr->t, 1, w->nUb, w->urows, w->gB, P + lay->By, ST(s1, lay->By), ST(s2, lay->By));
-    if (w->nE) {
-        size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
-        rr_optim_sparse(o, tr->t, ew, w->nE, w->erows, w->gE, P + off, ST(s1, off), ST(s2, off));
+    bool ok = true;
+    tr->t++;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        /* every thread checks its part, then all or none update */
+        const int t = STEP_TID(), tn = STEP_NT();
+        w->flag[t] = finite_part(tr, t, tn);
+#pragma omp barrier
+        bool all = true;
+        for (int s = 0; s < tn; s++) all = all && w->flag[s];
+        if (all) update_part(tr, t, tn);
+        if (t == 0) ok = all;
     }
-#undef ST
-    return true;
+    if (!ok) tr->t--;
+    return ok;
 }
 
 /* Zeroes row i of every layer's state (a slot's new session). */
@@ -434,6 +391,7 @@ static void run_epoch(trainer *tr, size_t epoch, size_t total_events, epoch_stat
     }
     const double t0 = rr_now();
     double last_report = t0;
+    tr->prof_t = t0;
     while (n > 0) {
         /* Without samples a single row has no negative (GRU4Rec stops). */
         if (tr->S == 0 && n < 2) break;
@@ -450,6 +408,12 @@ static void run_epoch(trainer *tr, size_t epoch, size_t total_events, epoch_stat
         if (!isfinite(loss) || !apply_update(tr)) {
             es->numeric = 1;
             return;
+        }
+        if (tr->prof) {
+            double now = rr_now();
+            tr->prof->sec[RR_TS_UPDATE] += now - tr->prof_t;
+            tr->prof_t = now;
+            tr->prof->steps++;
         }
         es->loss_sum += loss * (double)n;
         es->events += n;
@@ -480,6 +444,11 @@ static void run_epoch(trainer *tr, size_t epoch, size_t total_events, epoch_stat
             k++;
         }
         n = k;
+        if (tr->prof) {
+            double now = rr_now();
+            tr->prof->sec[RR_TS_BATCH] += now - tr->prof_t;
+            tr->prof_t = now;
+        }
         if (tr->p->verbose && (es->steps & 63) == 0) {
             double now = rr_now();
             if (now - last_report >= (tr->tty ? 0.5 : 10.0)) {
@@ -558,8 +527,19 @@ static void json_epoch(FILE *f, size_t epoch, const epoch_stats *es, double secs
     fflush(f);
 }
 
+const char *rr_train_stage_name(rr_train_stage s) {
+    static const char *names[RR_TS_N] = {"batch", "forward", "score", "loss", "bwd-out",
+                                         "bwd-cell", "dense-grad", "rows", "update"};
+    return (unsigned)s < RR_TS_N ? names[s] : "?";
+}
+
 rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid, const rr_train_params *p,
                      rr_error *err) {
+    return rr_rnn_fit_prof(out, train, valid, p, NULL, err);
+}
+
+rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
+                          const rr_train_params *p, rr_train_prof *prof, rr_error *err) {
     *out = NULL;
     const char *msg = rr_train_params_check(p);
     if (msg) return rr_err(err, RR_ERR_ARG, "%s", msg);
@@ -581,7 +561,8 @@ rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *
     rr_rnn_init(r, &init_rng);
 
     trainer tr;
-    s = trainer_init(&tr, m, train, valid, p, err);
+    const int nt = rr_threads(p->threads);
+    s = trainer_init(&tr, m, train, valid, p, nt, prof, err);
     FILE *jf = NULL;
     if (!s && p->log_json) {
         jf = fopen(p->log_json, "w");
@@ -594,7 +575,6 @@ rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *
     }
     /* Threads: one OpenMP pool (see the top of the file); OpenBLAS is set
      * to one thread while training and restored afterwards. */
-    const int nt = rr_threads(p->threads);
 #ifdef _OPENMP
     const int omp_saved = omp_get_max_threads();
     omp_set_num_threads(nt);

@@ -18,9 +18,38 @@
 #ifndef RR_TRAINER_H
 #define RR_TRAINER_H
 
+#include <stdint.h>
+
 #include "rnnrec.h"
 
 rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
                      const rr_train_params *p, rr_error *err);
+
+/* Where the training time goes (bench_train's profile): wall seconds per
+ * stage summed over the steps, as the first thread sees them, so time a
+ * thread waits for the others counts in the stage it waits in. */
+typedef enum rr_train_stage {
+    RR_TS_BATCH,      /* inputs and targets, dropout masks, samples, slots */
+    RR_TS_FORWARD,    /* input rows, every layer */
+    RR_TS_SCORE,      /* output rows gathered, scores, final activation */
+    RR_TS_LOSS,       /* logQ columns, the loss and dO */
+    RR_TS_BWD_OUT,    /* By column sums, Wy-row and hidden gradients */
+    RR_TS_BWD_CELL,   /* cells backward, gradients into the layers below */
+    RR_TS_DENSE,      /* W_ih, b_ih and the partials of W_hh, b_hh */
+    RR_TS_ROWS,       /* unique item rows and their summed gradients */
+    RR_TS_UPDATE,     /* gradient check and optimiser */
+    RR_TS_N
+} rr_train_stage;
+
+typedef struct rr_train_prof {
+    double sec[RR_TS_N];
+    uint64_t steps;
+} rr_train_prof;
+
+const char *rr_train_stage_name(rr_train_stage s);
+
+/* rr_rnn_fit that also adds its stage times to *prof (zero it first). */
+rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
+                          const rr_train_params *p, rr_train_prof *prof, rr_error *err);
 
 #endif /* RR_TRAINER_H */
