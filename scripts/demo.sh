@@ -16,7 +16,7 @@ step "2. preprocess: filters + time split (last 3 days -> test)"
 "$BIN" prep --split time --test-days 3 "$DIR/events.tsv" -o "$DIR"
 
 step "3. train"
-MODELS="pop spop markov iknn sknn vsknn"
+MODELS="pop spop markov iknn sknn vsknn gru"
 for m in $MODELS; do
   extra=()
   if [ "$m" = gru ]; then extra=(--layers 100 --batch-size 64 --epochs 3 --n-sample 1024 --loss cross-entropy --logq 1 --lr 0.1 --dropout-hidden 0.2 --quiet); fi
