@@ -259,9 +259,10 @@ static void update_part(trainer *tr, int t, int nt) {
     step_part_ceil(w->nU, t, nt, 1, &a, &e);
     rr_optim_sparse_rows(o, tr->t, HL, e - a, w->urows + a, w->gU + a * HL, P + lay->Wy, ST(s1, lay->Wy),
                          ST(s2, lay->Wy));
-    step_part_ceil(w->nUb, t, nt, 1, &a, &e);
-    rr_optim_sparse_rows(o, tr->t, 1, e - a, w->urows + a, w->gB + a, P + lay->By, ST(s1, lay->By),
-                         ST(s2, lay->By));
+    /* By rows are single floats, 16 to a cache line: one thread takes them
+     * all (split, the threads would write the same lines) */
+    if (t == nt - 1)
+        rr_optim_sparse_rows(o, tr->t, 1, w->nUb, w->urows, w->gB, P + lay->By, ST(s1, lay->By), ST(s2, lay->By));
     if (w->nE) {
         size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
         step_part_ceil(w->nE, t, nt, 1, &a, &e);
