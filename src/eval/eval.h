@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "rnnrec.h"
 
@@ -71,5 +72,22 @@ void rr_fused_force_avx2(int on);
 
 rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out,
                         rr_error *err);
+
+/* Inserts (v, j) into a top list sorted best first, of *cnt entries and
+ * capacity k; v is known to beat the list's threshold.  Equal scores stay
+ * in arrival order (so ties keep the lower index when items arrive in
+ * index order). */
+static inline void rr_top_insert(float *ts, int32_t *ti, size_t *cnt, size_t k, float v, int32_t j) {
+    size_t p = *cnt < k ? *cnt : k;
+    while (p > 0 && ts[p - 1] < v) p--;
+    if (*cnt < k) (*cnt)++;
+    size_t move = *cnt - 1 - p;
+    if (move) {
+        memmove(ts + p + 1, ts + p, move * sizeof *ts);
+        memmove(ti + p + 1, ti + p, move * sizeof *ti);
+    }
+    ts[p] = v;
+    ti[p] = j;
+}
 
 #endif

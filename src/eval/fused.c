@@ -127,21 +127,6 @@ static rr_status scratch_reserve(rr_fused_scratch **sp, size_t n, size_t k, size
     return RR_OK;
 }
 
-/* Inserts (v, j) into a sorted top list of *cnt entries (capacity k); v
- * beats the list's threshold.  Equal scores stay in arrival order. */
-static inline void top_insert(float *ts, int32_t *ti, size_t *cnt, size_t k, float v, int32_t j) {
-    size_t p = *cnt < k ? *cnt : k;
-    while (p > 0 && ts[p - 1] < v) p--;
-    if (*cnt < k) (*cnt)++;
-    size_t move = *cnt - 1 - p;
-    if (move) {
-        memmove(ts + p + 1, ts + p, move * sizeof *ts);
-        memmove(ti + p + 1, ti + p, move * sizeof *ti);
-    }
-    ts[p] = v;
-    ti[p] = j;
-}
-
 /* The context of one tile's scan: lane i is session r0 + i. */
 typedef struct tile_acc {
     fz_thread *th;
@@ -153,7 +138,7 @@ typedef struct tile_acc {
 static inline void lane_insert(tile_acc *a, size_t i, float v, int32_t j) {
     fz_thread *th = a->th;
     size_t r = a->r0 + i, k = a->k;
-    top_insert(th->ts + r * k, th->ti + r * k, &th->cnt[r], k, v, j);
+    rr_top_insert(th->ts + r * k, th->ti + r * k, &th->cnt[r], k, v, j);
     if (th->cnt[r] == k) th->thr[a->lane0 + i] = th->ts[r * k + k - 1];
 }
 

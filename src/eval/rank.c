@@ -23,20 +23,6 @@
 
 #define CHUNK 64
 
-/* Inserts (v, j) into the sorted top list of *cnt entries (capacity k);
- * v is known to beat the current threshold. */
-static inline void top_insert(float *ts, int32_t *ti, size_t *cnt, size_t k, float v, int32_t j) {
-    size_t p = *cnt < k ? *cnt : k;
-    while (p > 0 && ts[p - 1] < v) p--;
-    if (*cnt < k) (*cnt)++;
-    size_t move = *cnt - 1 - p;
-    if (move) {
-        memmove(ts + p + 1, ts + p, move * sizeof *ts);
-        memmove(ti + p + 1, ti + p, move * sizeof *ti);
-    }
-    ts[p] = v;
-    ti[p] = j;
-}
 
 /* Looks at a chunk item by item once its vector test said some item beats
  * the threshold; returns the new threshold. */
@@ -44,7 +30,7 @@ static inline float chunk_insert(const float *r, size_t len, size_t j0, float th
                                  int32_t *ti, float *ts) {
     for (size_t j = 0; j < len; j++) {
         if (!(r[j] > thr)) continue;
-        top_insert(ts, ti, cnt, k, r[j], (int32_t)(j0 + j));
+        rr_top_insert(ts, ti, cnt, k, r[j], (int32_t)(j0 + j));
         if (*cnt == k) thr = ts[k - 1];
     }
     return thr;
@@ -130,7 +116,7 @@ __attribute__((target("avx2"))) static size_t scan_avx2(const float *row, size_t
             e += row[j] == t;
         }
         if (row[j] > thr) {
-            top_insert(ts, ti, &cnt, k, row[j], (int32_t)j);
+            rr_top_insert(ts, ti, &cnt, k, row[j], (int32_t)j);
             if (cnt == k) thr = ts[k - 1];
         }
     }
