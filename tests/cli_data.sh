@@ -3,26 +3,7 @@
 # binary ($RR_BIN): determinism, gzip and stdout output, every split, the
 # summary table, --help, and exit codes (2 usage errors, 1 runtime errors).
 set -u
-BIN=${RR_BIN:?RR_BIN must point at the rnnrec binary}
-T=$(mktemp -d "${TMPDIR:-/tmp}/rr_cli_data.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_rc() { # expect_rc WANT DESCRIPTION CMD...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, wanted $want: $(head -c 300 "$T/err")"; fi
-}
-expect_err() { # expect_err SUBSTRING DESCRIPTION: checks the last stderr
-    if grep -qF -- "$1" "$T/err"; then ok; else bad "$2: stderr lacks '$1': $(head -c 300 "$T/err")"; fi
-}
-expect_out() {
-    if grep -qF -- "$1" "$T/out"; then ok; else bad "$2: stdout lacks '$1': $(head -c 300 "$T/out")"; fi
-}
+. "$(dirname "$0")/harness.sh" cli_data
 
 # --- synth
 expect_rc 0 "synth --help" "$BIN" synth --help

@@ -3,20 +3,7 @@
 # trains on a small synthetic log, evaluates and recommends; presets yield to
 # explicit options; usage errors exit 2, runtime errors 1.
 set -u
-BIN=${RR_BIN:?RR_BIN must point at the rnnrec binary}
-T=$(mktemp -d "${TMPDIR:-/tmp}/rr_cli_train.XXXXXX")
-trap 'rm -rf "$T"' EXIT
-fails=0
-pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_rc() { # expect_rc WANT DESCRIPTION CMD...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, wanted $want: $(head -c 300 "$T/err")"; fi
-}
+. "$(dirname "$0")/harness.sh" cli_train
 
 # A log where the next item mostly follows a fixed successor chain
 # (i -> i + 1 mod 40), with a jump every 5th step: sequence-aware models
