@@ -69,6 +69,20 @@
 
 /* ---- the trainer */
 
+typedef struct epoch_stats {
+    double loss_sum;            /* sum over steps of loss * rows */
+    size_t events;              /* targets trained on */
+    size_t steps;
+    int numeric;                /* a non-finite loss or gradient stopped the epoch */
+} epoch_stats;
+
+/* The trainer holds everything the loop needs to continue between any two
+ * steps (what a checkpoint saves, see checkpoint.h and
+ * docs/checkpoints.md): parameters and optimiser moments (blobs), t, the
+ * RNGs (dropout here, negatives in the sampler), the data stream (epoch,
+ * n, next, slot_sess/slot_pos, ws.st_prev rows [0, n)), the epoch's stats
+ * so far and the validation bookkeeping.  Everything else is rebuilt from
+ * the data and the parameters. */
 typedef struct trainer {
     const rr_train_params *p;
     const rr_sessions *sess;    /* the training sessions */
@@ -90,6 +104,16 @@ typedef struct trainer {
     size_t *slot_sess, *slot_pos; /* (B) session row and position of each slot */
     int32_t *in, *tgt;          /* (B) this step's input and target items */
     uint64_t t;                 /* optimiser steps taken */
+    /* the data stream: position in the epoch */
+    size_t epoch;               /* current epoch, 0-based */
+    int in_epoch;               /* slots filled for `epoch` (else it starts afresh) */
+    size_t n;                   /* slots in use, rows [0, n) of slot_* and ws.st_prev */
+    size_t next;                /* index into order of the next session to take */
+    epoch_stats es;             /* the current epoch so far */
+    uint64_t steps_total;       /* steps over every epoch (checkpoint spacing) */
+    /* validation bookkeeping (best_epoch 1-based, 0: none yet) */
+    double best_score, best_mrr, last_loss;
+    size_t best_epoch, since_best, epochs_run;
     double prof_t;              /* the profile's last time stamp */
     rr_train_prof *prof;        /* or NULL */
     int tty;
@@ -223,6 +247,7 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     tr->ctx.alpha = p->sample_alpha;
     tr->tty = p->verbose && isatty(2);
     tr->prof = prof;
+    tr->best_score = -1;
     return RR_OK;
 nomem:
     return rr_err(err, RR_ERR_NOMEM, "out of memory for training state (%zu parameters)", lay->n_params);
@@ -352,17 +377,11 @@ static void move_state_row(trainer *tr, size_t dst, size_t src) {
     }
 }
 
-typedef struct epoch_stats {
-    double loss_sum;            /* sum over steps of loss * rows */
-    size_t events;              /* targets trained on */
-    size_t steps;
-    int numeric;                /* a non-finite loss or gradient stopped the epoch */
-} epoch_stats;
-
-static void progress(const trainer *tr, size_t epoch, const epoch_stats *es, double t0, size_t total_events,
+static void progress(const trainer *tr, const epoch_stats *es, double t0, size_t ev0, size_t total_events,
                      bool final) {
+    const size_t epoch = tr->epoch;
     double dt = rr_now() - t0;
-    double eps = dt > 0 ? (double)es->events / dt : 0;
+    double eps = dt > 0 ? (double)(es->events - ev0) / dt : 0;
     double loss = es->events ? es->loss_sum / (double)es->events : 0;
     double eta = eps > 0 && total_events > es->events ? (double)(total_events - es->events) / eps : 0;
     if (tr->tty) {
@@ -376,89 +395,114 @@ static void progress(const trainer *tr, size_t epoch, const epoch_stats *es, dou
     }
 }
 
-/* One epoch over every session (GRU4Rec's SessionDataIterator order):
- * slots take sessions in order; a finished slot takes the next session
- * (state zeroed), or leaves the batch when none is left. */
-static void run_epoch(trainer *tr, size_t epoch, size_t total_events, epoch_stats *es) {
-    const rr_rnn_layout *lay = tr->lay;
-    const rr_sessions *ss = tr->sess;
-    rr_step_ws_f32 *w = &tr->ws;
-    memset(es, 0, sizeof *es);
-    size_t n = tr->B < tr->n_order ? tr->B : tr->n_order, next = n;
-    for (size_t i = 0; i < n; i++) {
+/* Starts epoch tr->epoch (GRU4Rec's SessionDataIterator order): the first
+ * B sessions take the slots, every state row zero. */
+static void epoch_begin(trainer *tr) {
+    memset(&tr->es, 0, sizeof tr->es);
+    tr->n = tr->B < tr->n_order ? tr->B : tr->n_order;
+    tr->next = tr->n;
+    for (size_t i = 0; i < tr->n; i++) {
         tr->slot_sess[i] = (size_t)tr->order[i];
         tr->slot_pos[i] = 0;
         zero_state_row(tr, i);
     }
+    tr->in_epoch = 1;
+}
+
+/* One step of the current epoch from the stream state in tr, then the
+ * slots advance: a finished slot takes the next session (state zeroed), or
+ * leaves the batch when none is left.  Between two calls the trainer holds
+ * a complete, resumable state.  Returns false, taking no step, when the
+ * epoch is over, and false after a step whose loss or gradient is not
+ * finite (es.numeric set; that update is not applied). */
+static bool epoch_step(trainer *tr) {
+    const rr_rnn_layout *lay = tr->lay;
+    const rr_sessions *ss = tr->sess;
+    rr_step_ws_f32 *w = &tr->ws;
+    epoch_stats *es = &tr->es;
+    size_t n = tr->n;
+    /* Without samples a single row has no negative (GRU4Rec stops). */
+    if (n == 0 || (tr->S == 0 && n < 2)) return false;
+    for (size_t i = 0; i < n; i++) {
+        int64_t e = ss->offsets[tr->slot_sess[i]] + (int64_t)tr->slot_pos[i];
+        tr->in[i] = ss->items[e];
+        tr->tgt[i] = ss->items[e + 1];
+    }
+    if (w->mask_e) fill_mask(&tr->rng, w->mask_e, n * lay->in_width, tr->p_embed);
+    for (size_t l = 0; l < lay->L; l++)
+        if (w->mask_h[l]) fill_mask(&tr->rng, w->mask_h[l], n * lay->H[l], tr->p_hidden[l]);
+    const int32_t *samples = tr->S ? rr_sampler_next(tr->sampler) : NULL;
+    double loss = step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples);
+    /* the step's gradients are complete here (ws.gdense, gU/gB, gE) */
+    if (!isfinite(loss) || !apply_update(tr)) {
+        es->numeric = 1;
+        return false;
+    }
+    if (tr->prof) {
+        double now = rr_now();
+        tr->prof->sec[RR_TS_UPDATE] += now - tr->prof_t;
+        tr->prof_t = now;
+        tr->prof->steps++;
+    }
+    es->loss_sum += loss * (double)n;
+    es->events += n;
+    es->steps++;
+    tr->steps_total++;
+    /* the new state becomes the previous one */
+    for (size_t l = 0; l < lay->L; l++) {
+        float *t = w->st_prev[l];
+        w->st_prev[l] = w->st_new[l];
+        w->st_new[l] = t;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = tr->slot_sess[i], pos = tr->slot_pos[i] + 1;
+        bool alive = true;
+        if (pos + 1 >= rr_session_len(ss, s)) {
+            if (tr->next < tr->n_order) {
+                s = (size_t)tr->order[tr->next++];
+                pos = 0;
+                zero_state_row(tr, i);
+            } else {
+                alive = false;
+            }
+        }
+        if (!alive) continue;
+        if (k != i) move_state_row(tr, k, i);
+        tr->slot_sess[k] = s;
+        tr->slot_pos[k] = pos;
+        k++;
+    }
+    tr->n = k;
+    if (tr->prof) {
+        double now = rr_now();
+        tr->prof->sec[RR_TS_BATCH] += now - tr->prof_t;
+        tr->prof_t = now;
+    }
+    return true;
+}
+
+/* Runs the current epoch to its end, from its start or from wherever the
+ * stream state says (a resumed checkpoint).  Leaves in_epoch 0 when the
+ * epoch ended (es then holds its totals). */
+static void run_epoch(trainer *tr, size_t total_events) {
+    if (!tr->in_epoch) epoch_begin(tr);
     const double t0 = rr_now();
+    const size_t ev0 = tr->es.events; /* the rate counts this run's events only */
     double last_report = t0;
     tr->prof_t = t0;
-    while (n > 0) {
-        /* Without samples a single row has no negative (GRU4Rec stops). */
-        if (tr->S == 0 && n < 2) break;
-        for (size_t i = 0; i < n; i++) {
-            int64_t e = ss->offsets[tr->slot_sess[i]] + (int64_t)tr->slot_pos[i];
-            tr->in[i] = ss->items[e];
-            tr->tgt[i] = ss->items[e + 1];
-        }
-        if (w->mask_e) fill_mask(&tr->rng, w->mask_e, n * lay->in_width, tr->p_embed);
-        for (size_t l = 0; l < lay->L; l++)
-            if (w->mask_h[l]) fill_mask(&tr->rng, w->mask_h[l], n * lay->H[l], tr->p_hidden[l]);
-        const int32_t *samples = tr->S ? rr_sampler_next(tr->sampler) : NULL;
-        double loss = step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples);
-        if (!isfinite(loss) || !apply_update(tr)) {
-            es->numeric = 1;
-            return;
-        }
-        if (tr->prof) {
-            double now = rr_now();
-            tr->prof->sec[RR_TS_UPDATE] += now - tr->prof_t;
-            tr->prof_t = now;
-            tr->prof->steps++;
-        }
-        es->loss_sum += loss * (double)n;
-        es->events += n;
-        es->steps++;
-        /* the new state becomes the previous one */
-        for (size_t l = 0; l < lay->L; l++) {
-            float *t = w->st_prev[l];
-            w->st_prev[l] = w->st_new[l];
-            w->st_new[l] = t;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t s = tr->slot_sess[i], pos = tr->slot_pos[i] + 1;
-            bool alive = true;
-            if (pos + 1 >= rr_session_len(ss, s)) {
-                if (next < tr->n_order) {
-                    s = (size_t)tr->order[next++];
-                    pos = 0;
-                    zero_state_row(tr, i);
-                } else {
-                    alive = false;
-                }
-            }
-            if (!alive) continue;
-            if (k != i) move_state_row(tr, k, i);
-            tr->slot_sess[k] = s;
-            tr->slot_pos[k] = pos;
-            k++;
-        }
-        n = k;
-        if (tr->prof) {
-            double now = rr_now();
-            tr->prof->sec[RR_TS_BATCH] += now - tr->prof_t;
-            tr->prof_t = now;
-        }
-        if (tr->p->verbose && (es->steps & 63) == 0) {
+    while (epoch_step(tr)) {
+        if (tr->p->verbose && (tr->es.steps & 63) == 0) {
             double now = rr_now();
             if (now - last_report >= (tr->tty ? 0.5 : 10.0)) {
-                progress(tr, epoch, es, t0, total_events, false);
+                progress(tr, &tr->es, t0, ev0, total_events, false);
                 last_report = now;
             }
         }
     }
-    if (tr->p->verbose) progress(tr, epoch, es, t0, total_events, true);
+    if (tr->es.numeric) return;
+    tr->in_epoch = 0;
+    if (tr->p->verbose) progress(tr, &tr->es, t0, ev0, total_events, true);
 }
 
 static rr_status set_meta_num(rr_model *m, const char *key, double v, rr_error *err) {
@@ -534,6 +578,13 @@ const char *rr_train_stage_name(rr_train_stage s) {
     return (unsigned)s < RR_TS_N ? names[s] : "?";
 }
 
+/* Early stopping: patience epochs in a row without a better validation
+ * score.  A condition on the saved state, so a resumed run stops where the
+ * uninterrupted one did. */
+static bool stop_early(const trainer *tr, const rr_dataset *valid) {
+    return valid && tr->p->patience > 0 && tr->since_best >= tr->p->patience;
+}
+
 rr_status rr_rnn_fit(rr_model **out, const rr_dataset *train, const rr_dataset *valid, const rr_train_params *p,
                      rr_error *err) {
     return rr_rnn_fit_prof(out, train, valid, p, NULL, err);
@@ -585,57 +636,57 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
 
     size_t total_events = 0;
     for (size_t i = 0; i < tr.n_order; i++) total_events += rr_session_len(tr.sess, (size_t)tr.order[i]) - 1;
-    double best_score = -1, best_mrr = 0, last_loss = 0;
-    size_t best_epoch = 0, epochs_run = 0, since_best = 0;
     int numeric = 0;
-    for (size_t ep = 0; ep < p->epochs && s == RR_OK; ep++) {
-        epoch_stats es;
+    while (s == RR_OK && tr.epoch < p->epochs && !stop_early(&tr, valid)) {
+        const size_t ep = tr.epoch;
         double t0 = rr_now();
-        run_epoch(&tr, ep, total_events, &es);
+        run_epoch(&tr, total_events);
         double secs = rr_now() - t0;
-        if (es.numeric) {
+        const epoch_stats *es = &tr.es;
+        if (es->numeric) {
             numeric = 1;
-            json_epoch(jf, ep, &es, secs, 0, 0, 0);
+            json_epoch(jf, ep, es, secs, 0, 0, 0);
             s = rr_err(err, RR_ERR_NUMERIC,
                        "epoch %zu, step %zu: the loss is not finite (NaN or infinity); training stopped, the "
                        "model keeps the %s",
-                       ep + 1, es.steps + 1,
-                       valid && best_epoch ? "best epoch's weights" : "weights after the last finite step");
+                       ep + 1, es->steps + 1,
+                       valid && tr.best_epoch ? "best epoch's weights" : "weights after the last finite step");
             break;
         }
-        epochs_run = ep + 1;
-        last_loss = es.events ? es.loss_sum / (double)es.events : 0;
+        tr.epochs_run = ep + 1;
+        tr.last_loss = es->events ? es->loss_sum / (double)es->events : 0;
         double rec = 0, mrr = 0;
         if (valid) {
             s = validate(m, valid, p, &rec, &mrr, err);
             if (s) break;
-            rr_log(2, "epoch %zu: loss %.6f, valid recall@20 %.4f mrr@20 %.4f", ep + 1, last_loss, rec, mrr);
-            if (rec > best_score) {
-                best_score = rec;
-                best_mrr = mrr;
-                best_epoch = ep + 1;
-                since_best = 0;
+            rr_log(2, "epoch %zu: loss %.6f, valid recall@20 %.4f mrr@20 %.4f", ep + 1, tr.last_loss, rec, mrr);
+            if (rec > tr.best_score) {
+                tr.best_score = rec;
+                tr.best_mrr = mrr;
+                tr.best_epoch = ep + 1;
+                tr.since_best = 0;
                 memcpy(tr.best, r->params, r->lay.n_params * sizeof(float));
             } else {
-                since_best++;
+                tr.since_best++;
             }
         } else {
-            rr_log(2, "epoch %zu: loss %.6f, %.1f s, %.0f events/s", ep + 1, last_loss, secs,
-                   secs > 0 ? (double)es.events / secs : 0.0);
+            rr_log(2, "epoch %zu: loss %.6f, %.1f s, %.0f events/s", ep + 1, tr.last_loss, secs,
+                   secs > 0 ? (double)es->events / secs : 0.0);
         }
-        json_epoch(jf, ep, &es, secs, valid != NULL, rec, mrr);
-        if (valid && p->patience > 0 && since_best >= p->patience) {
-            rr_log(2, "early stop after epoch %zu: no gain for %zu epochs (best epoch %zu)", ep + 1, since_best,
-                   best_epoch);
-            break;
-        }
+        json_epoch(jf, ep, es, secs, valid != NULL, rec, mrr);
+        tr.epoch = ep + 1;
+        if (stop_early(&tr, valid))
+            rr_log(2, "early stop after epoch %zu: no gain for %zu epochs (best epoch %zu)", ep + 1, tr.since_best,
+                   tr.best_epoch);
     }
-    if (valid && best_epoch) memcpy(r->params, tr.best, r->lay.n_params * sizeof(float));
+    if (valid && tr.best_epoch) memcpy(r->params, tr.best, r->lay.n_params * sizeof(float));
     rr_blas_set_threads(blas_saved);
 #ifdef _OPENMP
     omp_set_num_threads(omp_saved);
 #endif
     if (jf && fclose(jf) != 0 && !s) s = rr_err(err, RR_ERR_IO, "%s: write failed", p->log_json);
+    const double best_score = tr.best_score, best_mrr = tr.best_mrr, last_loss = tr.last_loss;
+    const size_t best_epoch = tr.best_epoch, epochs_run = tr.epochs_run;
     trainer_free(&tr);
     if (numeric) {
         /* An update with finite gradients can still overflow a weight
