@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan demo bench install clean fuzz
+.PHONY: all deps build test test-fast test-asan demo bench install clean fuzz fuzz-ci
 
 all: build
 
@@ -42,6 +42,12 @@ bench: build
 FUZZ_SECONDS ?= 60
 fuzz:
 	@for h in reader model http; do bash fuzz/run.sh $$h $(FUZZ_SECONDS) || exit 1; done
+
+# `make fuzz-ci`: what CI runs after `make test`: each harness for
+# FUZZ_SECONDS from the committed seeds only (build-fuzz/ci); fails on any
+# crash, leak or timeout and prints one stats line per harness.
+fuzz-ci:
+	@bash fuzz/ci.sh $(FUZZ_SECONDS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
