@@ -1,12 +1,17 @@
 /* cmd_eval.c - `rnnrec eval MODEL TEST`: rank every test target against the
  * full catalogue (GRU4Rec's protocol, see src/eval/evaluate.c) and print
  * Recall/MRR/NDCG/Coverage/Popularity at each cutoff, as a table or as one
- * JSON object. */
+ * JSON object.
+ *
+ * Under mpirun (an -DRR_MPI=ON build) every rank reads the model and the
+ * test file, ranks its share of the test sessions, and the metric sums are
+ * combined across the ranks (src/dist/); rank 0 alone prints. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "util/util.h"
 
 static const char *usage_line = "rnnrec eval [options] MODEL TEST";
@@ -144,10 +149,21 @@ int cmd_eval(int argc, char **argv) {
     if (rr_dataset_n_bad_rows(test))
         fprintf(stderr, "rnnrec eval: %s: %zu malformed rows skipped\n", pos[1], rr_dataset_n_bad_rows(test));
     rr_eval_result res;
-    if (rr_evaluate(m, test, &ep, &res, &err) != RR_OK) {
+    rr_dist *d = rr_dist_world();
+    rr_eval_split split, *sp = NULL;
+#ifdef RR_HAVE_MPI
+    if (d) {
+        rr_dist_eval_split(d, &split);
+        sp = &split;
+    }
+#else
+    (void)split;
+#endif
+    if (rr_evaluate_split(m, test, &ep, sp, &res, &err) != RR_OK) {
         ret = cli_fail(cmd, &err);
         goto done;
     }
+    if (rr_dist_rank(d) != 0) goto done; /* rank 0 prints */
     if (json) print_json(pos[0], pos[1], m, &ep, &res);
     else print_table(m, &ep, &res);
     if (fflush(stdout) != 0) {

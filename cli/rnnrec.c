@@ -1,9 +1,43 @@
 /* rnnrec.c - the command-line front end: dispatches to one file per
  * subcommand (cli/cmd_*.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+#ifdef RR_HAVE_MPI
+#include <mpi.h>
+
+/* MPI is started only for the commands that use it (train, eval) and only
+ * when a launcher started this process (mpirun / mpiexec set these), so a
+ * plain `rnnrec train` of an MPI build runs exactly as without MPI. */
+static int launched_by_mpi(void) {
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
+static int run_mpi(int (*fn)(int, char **), int argc, char **argv) {
+    int provided = 0;
+    /* only the main thread calls MPI (OpenMP threads never do) */
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "rnnrec: MPI_Init failed\n");
+        return RR_EXIT_RUNTIME;
+    }
+    int rc = fn(argc - 1, argv + 1);
+    if (rc != RR_EXIT_OK) {
+        /* A rank that fails alone would leave the others waiting in a
+         * collective: end the whole job instead. */
+        int size = 1;
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        if (size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+    MPI_Finalize();
+    return rc;
+}
+#endif
 
 typedef struct command {
     const char *name;
@@ -50,7 +84,13 @@ int main(int argc, char **argv) {
         return RR_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+#ifdef RR_HAVE_MPI
+            if ((commands[i].fn == cmd_train || commands[i].fn == cmd_eval) && launched_by_mpi())
+                return run_mpi(commands[i].fn, argc, argv);
+#endif
+            return commands[i].fn(argc - 1, argv + 1);
+        }
     fprintf(stderr, "rnnrec: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return RR_EXIT_USAGE;

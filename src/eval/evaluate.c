@@ -40,7 +40,14 @@
  * rows; for history-only kinds each thread runs its own engine on sessions
  * from a shared queue (see rr_evaluate).  Per-target values are summed in exact 128-bit fixed point
  * (2^-62 units), so the order of summation does not matter: results are
- * identical whatever the thread count or block size. */
+ * identical whatever the thread count or block size.
+ *
+ * Across processes (rr_evaluate_split, MPI through src/dist/): process r of
+ * P ranks the test sessions i with i % P == r; the exact sums, the status
+ * and each item's best top-list position are then combined (sums added in
+ * rank order, positions by minimum), so every process reports what one
+ * process ranking everything would, bit for bit.  Means are taken only
+ * after the sums are combined, never averaged per process. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +55,7 @@
 #include <omp.h>
 #endif
 
+#include "dist/dist.h" /* rr_eval_split (no MPI here: the split's callbacks) */
 #include "eval/eval.h"
 #include "models/head.h"
 #include "models/model.h"
@@ -403,8 +411,75 @@ static void sums_add(sums *a, const sums *b, size_t nc) {
     }
 }
 
+/* Keeps sessions i with i % size == rank, in order (in place). */
+static void split_sessions(eval_sessions *es, int rank, int size) {
+    size_t n = 0, w = 0;
+    for (size_t i = (size_t)rank; i < es->n; i += (size_t)size) {
+        int64_t a = es->off[i], e = es->off[i + 1];
+        memmove(es->items + w, es->items + a, (size_t)(e - a) * sizeof *es->items);
+        es->off[n] = (int64_t)w;
+        w += (size_t)(e - a);
+        es->off[++n] = (int64_t)w;
+    }
+    es->off[n] = (int64_t)w;
+    es->n = n;
+}
+
+/* One process's partial result as the split exchanges it. */
+typedef struct split_rec {
+    int32_t status;
+    uint32_t pad;
+    uint64_t n_targets;
+    uint64_t sum[4 * RR_MAX_CUTOFFS][2]; /* recall, mrr, ndcg, pop: low, high words */
+} split_rec;
+
+/* Adds every process's sums into *total (rank order) and takes the
+ * minimum best positions; returns the first failing process's status. */
+static rr_status split_combine(const rr_eval_split *sp, rr_status mine, sums *total, uint32_t *best_pos, size_t ni,
+                               size_t nc, rr_error *err) {
+    split_rec rec;
+    memset(&rec, 0, sizeof rec);
+    rec.status = (int32_t)mine;
+    rec.n_targets = total->n_targets;
+    fx_sum *v[4] = {total->recall, total->mrr, total->ndcg, total->pop};
+    for (size_t k = 0; k < 4; k++)
+        for (size_t c = 0; c < nc; c++) {
+            rec.sum[k * RR_MAX_CUTOFFS + c][0] = (uint64_t)v[k][c];
+            rec.sum[k * RR_MAX_CUTOFFS + c][1] = (uint64_t)(v[k][c] >> 64);
+        }
+    split_rec *all = rr_calloc_n((size_t)sp->size, sizeof *all);
+    if (!all) return rr_err(err, RR_ERR_NOMEM, "out of memory combining evaluation results");
+    if (sp->gather(sp->user, &rec, sizeof rec, all)) {
+        free(all);
+        return rr_err(err, RR_ERR_IO, "evaluation: exchanging results between processes failed");
+    }
+    rr_status s = mine;
+    for (int r = 0; r < sp->size && !s; r++)
+        if (all[r].status)
+            s = rr_err(err, (rr_status)all[r].status, "evaluation failed on rank %d (its error is on its stderr)", r);
+    if (!s) {
+        memset(total, 0, sizeof *total);
+        for (int r = 0; r < sp->size; r++) {
+            total->n_targets += (size_t)all[r].n_targets;
+            for (size_t k = 0; k < 4; k++)
+                for (size_t c = 0; c < nc; c++)
+                    v[k][c] += (fx_sum)all[r].sum[k * RR_MAX_CUTOFFS + c][0] |
+                               (fx_sum)all[r].sum[k * RR_MAX_CUTOFFS + c][1] << 64;
+        }
+        if (sp->min_u32(sp->user, best_pos, ni))
+            s = rr_err(err, RR_ERR_IO, "evaluation: exchanging top lists between processes failed");
+    }
+    free(all);
+    return s;
+}
+
 rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_params *p, rr_eval_result *res,
                       rr_error *err) {
+    return rr_evaluate_split(m, test, p, NULL, res, err);
+}
+
+rr_status rr_evaluate_split(const rr_model *m, const rr_dataset *test, const rr_eval_params *p,
+                            const rr_eval_split *split, rr_eval_result *res, rr_error *err) {
     double t0 = rr_now();
     memset(res, 0, sizeof *res);
     if (!m || !test || !p) return rr_err(err, RR_ERR_ARG, "rr_evaluate: missing model, test data or parameters");
@@ -422,6 +497,8 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
         return rr_err(err, RR_ERR_EMPTY, "no test session has two or more events with items the model knows "
                                          "(%zu events dropped as unknown)", res->n_dropped);
     }
+    const size_t n_sessions = es.n;
+    if (split && split->size > 1) split_sessions(&es, split->rank, split->size);
 
     /* Threads.  Recurrent kinds: one engine, its threads split each block's
      * rows, so every step is one ops->step and one ops->score (one GEMM) for
@@ -435,6 +512,7 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
     int nt = rr_threads(p->threads);
     int n_eng = recurrent ? 1 : nt;
     if ((size_t)n_eng > es.n) n_eng = (int)es.n;
+    if (n_eng < 1) n_eng = 1; /* an empty share still takes part */
 
     /* Auto block: recurrent kinds score with one GEMM per block, which reads
      * the whole output weight matrix, so wide blocks amortise it (bounded by
@@ -452,6 +530,7 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
     }
     size_t per = (es.n + (size_t)n_eng - 1) / (size_t)n_eng;
     if (B > per) B = per;
+    if (B < 1) B = 1;
     size_t kmax = p->cutoffs[nc - 1] < ni ? p->cutoffs[nc - 1] : ni;
 
     double *pop_share = rr_malloc_n(ni, sizeof *pop_share);
@@ -508,8 +587,21 @@ rr_status rr_evaluate(const rr_model *m, const rr_dataset *test, const rr_eval_p
             for (size_t i = 0; i < ni; i++)
                 if (eng[e].best_pos[i] < eng[0].best_pos[i]) eng[0].best_pos[i] = eng[e].best_pos[i];
         }
+    }
+    if (split && split->size > 1) {
+        /* every process gets here, failed or not: the combine carries the status */
+        if (sm && eng && eng[0].best_pos) {
+            s = split_combine(split, s, &sm[0], eng[0].best_pos, ni, nc, err);
+        } else {
+            sums none;
+            memset(&none, 0, sizeof none);
+            uint32_t dummy = UINT32_MAX;
+            split_combine(split, s == RR_OK ? RR_ERR_NOMEM : s, &none, &dummy, 0, nc, NULL);
+        }
+    }
+    if (!s) {
         res->n_targets = sm[0].n_targets;
-        res->n_sessions = es.n;
+        res->n_sessions = n_sessions;
         for (size_t c = 0; c < nc; c++) {
             res->recall[c] = fx_mean(sm[0].recall[c], sm[0].n_targets);
             res->mrr[c] = fx_mean(sm[0].mrr[c], sm[0].n_targets);

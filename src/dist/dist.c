@@ -1,0 +1,364 @@
+/* dist.c - the MPI layer of data-parallel training and evaluation (see
+ * dist.h for the step's three collectives).
+ *
+ * Determinism: every rank must hold bit-identical parameters after every
+ * step.  The row gradients are therefore not reduced by MPI (whose
+ * reduction order is the library's business) but gathered whole: every
+ * rank receives the same concatenation of all ranks' blocks and merges it
+ * with the same loop, so the same floats are added in the same order
+ * everywhere.  The dense blob goes through MPI_Allreduce: a float sum is
+ * commutative, and Open MPI's allreduce algorithms (recursive doubling,
+ * ring, reduce + broadcast) combine the same operands in the same tree on
+ * every rank; the trainer checks a parameter checksum across the ranks at
+ * every epoch end, so a library that did otherwise would be caught, not
+ * silently diverge.
+ *
+ * MPI errors use the default MPI_ERRORS_ARE_FATAL handler: a failed call,
+ * or a rank that dies, ends the whole job (mpirun names the rank), never a
+ * hang.  Message sizes are counted in 4-byte words and checked against
+ * INT_MAX once, when the buffers are sized. */
+#include "dist/dist.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+struct rr_dist {
+    int rank, size;
+};
+
+static rr_dist world;
+
+rr_dist *rr_dist_world(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) return NULL;
+    if (!world.size) {
+        MPI_Comm_rank(MPI_COMM_WORLD, &world.rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &world.size);
+    }
+    return world.size > 1 ? &world : NULL;
+}
+
+int rr_dist_rank(const rr_dist *d) { return d ? d->rank : 0; }
+int rr_dist_size(const rr_dist *d) { return d ? d->size : 1; }
+
+/* ---- the step exchange */
+
+/* Step 1's record of one rank. */
+typedef struct xhdr {
+    uint64_t nU, nUb, nE, rows;
+    double loss;
+} xhdr;
+
+struct rr_dist_xchg {
+    const rr_dist *d;
+    int P;
+    size_t wU, wE, n_items, max_rows, max_erows;
+    size_t block_words;      /* the largest block one rank may send */
+    xhdr *hdr;               /* (P) */
+    int *counts, *displs;    /* (P) words of each rank's block, its offset */
+    uint32_t *recv;          /* (P, block_words) the blocks, back to back */
+    int32_t *map;            /* (n_items) row -> combined position, -1 */
+    int32_t *urows, *erows;  /* (P max_rows), (P max_erows) combined rows */
+    float *gU, *gB, *gE;     /* (P max_rows, wU), (P max_rows), (P max_erows, wE) */
+    rr_dist_traffic tr;
+};
+
+void rr_dist_xchg_free(rr_dist_xchg *x) {
+    if (!x) return;
+    free(x->hdr);
+    free(x->counts);
+    free(x->displs);
+    rr_free_aligned(x->recv);
+    free(x->map);
+    free(x->urows);
+    free(x->erows);
+    rr_free_aligned(x->gU);
+    free(x->gB);
+    rr_free_aligned(x->gE);
+    free(x);
+}
+
+rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows, size_t wU,
+                           size_t wE, size_t n_items, rr_error *err) {
+    *out = NULL;
+    if (!d) return rr_err(err, RR_ERR_ARG, "rr_dist_xchg_new: no MPI world");
+    const size_t P = (size_t)d->size;
+    /* block words: urows + gB + gU (max_rows (2 + wU)), erows + gE (max_erows (1 + wE)) */
+    size_t a, b, words, total, cu, ce;
+    bool ok = rr_add_size(wU, 2, &a) && rr_mul_size(max_rows, a, &a) && rr_add_size(wE, 1, &b) &&
+              rr_mul_size(max_erows, b, &b) && rr_add_size(a, b, &words) && rr_mul_size(words, P, &total) &&
+              total <= (size_t)INT_MAX && rr_mul_size(max_rows, P, &cu) && rr_mul_size(max_erows, P, &ce) &&
+              rr_mul_size(cu, wU, &a) && rr_mul_size(ce, wE, &b) && rr_mul_size(a, sizeof(float), &a) &&
+              rr_mul_size(b, sizeof(float), &b);
+    if (!ok)
+        return rr_err(err, RR_ERR_NOMEM,
+                      "distributed step: %zu ranks x %zu rows of %zu floats do not fit one MPI message", P,
+                      max_rows, wU);
+    rr_dist_xchg *x = calloc(1, sizeof *x);
+    if (!x) return rr_err(err, RR_ERR_NOMEM, "out of memory for the distributed exchange");
+    x->d = d;
+    x->P = d->size;
+    x->wU = wU;
+    x->wE = wE;
+    x->n_items = n_items;
+    x->max_rows = max_rows;
+    x->max_erows = max_erows;
+    x->block_words = words;
+    x->hdr = rr_malloc_n(P, sizeof *x->hdr);
+    x->counts = rr_malloc_n(P, sizeof *x->counts);
+    x->displs = rr_malloc_n(P, sizeof *x->displs);
+    x->recv = rr_alloc_aligned(total ? total * sizeof(uint32_t) : 64);
+    x->map = rr_malloc_n(n_items ? n_items : 1, sizeof *x->map);
+    x->urows = rr_malloc_n(cu ? cu : 1, sizeof *x->urows);
+    x->erows = rr_malloc_n(ce ? ce : 1, sizeof *x->erows);
+    x->gU = rr_alloc_aligned(a ? a : 64);
+    x->gB = rr_malloc_n(cu ? cu : 1, sizeof *x->gB);
+    x->gE = rr_alloc_aligned(b ? b : 64);
+    if (!x->hdr || !x->counts || !x->displs || !x->recv || !x->map || !x->urows || !x->erows || !x->gU ||
+        !x->gB || !x->gE) {
+        rr_dist_xchg_free(x);
+        return rr_err(err, RR_ERR_NOMEM, "out of memory for the distributed exchange (%zu ranks, %zu rows)", P,
+                      max_rows);
+    }
+    for (size_t i = 0; i < n_items; i++) x->map[i] = -1;
+    *out = x;
+    return RR_OK;
+}
+
+void rr_dist_traffic_get(const rr_dist_xchg *x, rr_dist_traffic *t) { *t = x->tr; }
+void rr_dist_traffic_reset(rr_dist_xchg *x) { memset(&x->tr, 0, sizeof x->tr); }
+
+static size_t block_words(const rr_dist_xchg *x, const xhdr *h) {
+    return (size_t)(h->nU * (2 + x->wU) + h->nE * (1 + x->wE) - (h->nU - h->nUb));
+}
+
+/* One rank's block: urows (nU) | gB (nUb) | gU (nU, wU) | erows (nE) | gE (nE, wE). */
+static void pack(const rr_dist_xchg *x, uint32_t *w, const rr_dist_rows *r) {
+    memcpy(w, r->urows, r->nU * sizeof *w);
+    w += r->nU;
+    memcpy(w, r->gB, r->nUb * sizeof *w);
+    w += r->nUb;
+    memcpy(w, r->gU, r->nU * x->wU * sizeof *w);
+    w += r->nU * x->wU;
+    memcpy(w, r->erows, r->nE * sizeof *w);
+    w += r->nE;
+    memcpy(w, r->gE, r->nE * x->wE * sizeof *w);
+}
+
+static void unpack(const rr_dist_xchg *x, const uint32_t *w, const xhdr *h, rr_dist_rows *r) {
+    r->nU = (size_t)h->nU;
+    r->nUb = (size_t)h->nUb;
+    r->nE = (size_t)h->nE;
+    r->urows = (int32_t *)(uintptr_t)w;
+    w += r->nU;
+    r->gB = (float *)(uintptr_t)w;
+    w += r->nUb;
+    r->gU = (float *)(uintptr_t)w;
+    w += r->nU * x->wU;
+    r->erows = (int32_t *)(uintptr_t)w;
+    w += r->nE;
+    r->gE = (float *)(uintptr_t)w;
+}
+
+/* Adds row `row` with gradient g (width) (and By gradient *gb when not
+ * NULL) to the combined list rows/G/B of *n entries. */
+static inline void merge_row(int32_t *map, int32_t *rows, float *G, float *B, size_t *n, size_t width, int32_t row,
+                             const float *g, const float *gb) {
+    int32_t p = map[row];
+    if (p < 0) {
+        p = map[row] = (int32_t)(*n)++;
+        rows[p] = row;
+        memcpy(G + (size_t)p * width, g, width * sizeof *G);
+        if (gb) B[p] = *gb;
+        return;
+    }
+    float *d = G + (size_t)p * width;
+#pragma omp simd
+    for (size_t j = 0; j < width; j++) d[j] += g[j];
+    if (gb) B[p] += *gb;
+}
+
+rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float *gdense, size_t n_dense,
+                                double *loss_sum, uint64_t *rows, rr_dist_rows *all, rr_error *err) {
+    const double t0 = MPI_Wtime();
+    const int P = x->P, me = x->d->rank;
+    if (mine->nU > x->max_rows || mine->nE > x->max_erows || mine->nUb > mine->nU || n_dense > (size_t)INT_MAX)
+        return rr_err(err, RR_ERR_INTERNAL, "distributed step: %zu rows exceed the exchange's %zu", mine->nU,
+                      x->max_rows);
+    /* 1. headers */
+    xhdr h = {mine->nU, mine->nUb, mine->nE, *rows, *loss_sum};
+    MPI_Allgather(&h, (int)sizeof h, MPI_BYTE, x->hdr, (int)sizeof h, MPI_BYTE, MPI_COMM_WORLD);
+    size_t off = 0;
+    double loss = 0;
+    uint64_t nrows = 0;
+    for (int r = 0; r < P; r++) {
+        const xhdr *q = &x->hdr[r];
+        if (q->nU > x->max_rows || q->nE > x->max_erows || q->nUb > q->nU)
+            return rr_err(err, RR_ERR_INTERNAL, "distributed step: rank %d sent %llu rows (at most %zu)", r,
+                          (unsigned long long)q->nU, x->max_rows);
+        x->counts[r] = (int)block_words(x, q);
+        x->displs[r] = (int)off;
+        off += (size_t)x->counts[r];
+        loss += q->loss;     /* rank order: the same sum everywhere */
+        nrows += q->rows;
+    }
+    /* 2. row blocks: this rank's packed in place, then everyone's */
+    pack(x, x->recv + x->displs[me], mine);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, x->counts, x->displs, MPI_UINT32_T,
+                   MPI_COMM_WORLD);
+    /* merge: output rows of every rank (rank order), then the input-only
+     * Wy rows, then the E/X1 rows */
+    size_t nU = 0, nE = 0;
+    for (int r = 0; r < P; r++) {
+        rr_dist_rows b;
+        unpack(x, x->recv + x->displs[r], &x->hdr[r], &b);
+        for (size_t u = 0; u < b.nUb; u++)
+            merge_row(x->map, x->urows, x->gU, x->gB, &nU, x->wU, b.urows[u], b.gU + u * x->wU, b.gB + u);
+    }
+    const size_t nUb = nU;
+    for (int r = 0; r < P; r++) {
+        rr_dist_rows b;
+        unpack(x, x->recv + x->displs[r], &x->hdr[r], &b);
+        for (size_t u = b.nUb; u < b.nU; u++)
+            merge_row(x->map, x->urows, x->gU, NULL, &nU, x->wU, b.urows[u], b.gU + u * x->wU, NULL);
+    }
+    for (size_t u = 0; u < nU; u++) x->map[x->urows[u]] = -1;
+    for (int r = 0; r < P; r++) {
+        rr_dist_rows b;
+        unpack(x, x->recv + x->displs[r], &x->hdr[r], &b);
+        for (size_t u = 0; u < b.nE; u++)
+            merge_row(x->map, x->erows, x->gE, NULL, &nE, x->wE, b.erows[u], b.gE + u * x->wE, NULL);
+    }
+    for (size_t u = 0; u < nE; u++) x->map[x->erows[u]] = -1;
+    /* 3. the dense blob */
+    if (n_dense) MPI_Allreduce(MPI_IN_PLACE, gdense, (int)n_dense, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+
+    all->nU = nU;
+    all->nUb = nUb;
+    all->nE = nE;
+    all->urows = x->urows;
+    all->gU = x->gU;
+    all->gB = x->gB;
+    all->erows = x->erows;
+    all->gE = x->gE;
+    *loss_sum = loss;
+    *rows = nrows;
+    x->tr.steps++;
+    x->tr.hdr_bytes += (uint64_t)P * sizeof h;
+    x->tr.rows_sent += (uint64_t)x->counts[me] * 4;
+    x->tr.rows_recv += (uint64_t)(off - (size_t)x->counts[me]) * 4;
+    x->tr.rows_union += nU + nE;
+    x->tr.rows_local += mine->nU + mine->nE;
+    x->tr.dense_bytes += (uint64_t)n_dense * sizeof(float);
+    x->tr.seconds += MPI_Wtime() - t0;
+    return RR_OK;
+}
+
+/* ---- small collectives */
+
+rr_status rr_dist_sum_f64(const rr_dist *d, double *v, size_t n, rr_error *err) {
+    size_t P = (size_t)d->size, tot;
+    if (!rr_mul_size(n, P, &tot) || tot > (size_t)INT_MAX / sizeof(double))
+        return rr_err(err, RR_ERR_ARG, "rr_dist_sum_f64: %zu values", n);
+    double *all = rr_malloc_n(tot ? tot : 1, sizeof *all);
+    if (!all) return rr_err(err, RR_ERR_NOMEM, "out of memory summing over ranks");
+    MPI_Allgather(v, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t r = 0; r < P; r++) s += all[r * n + i];
+        v[i] = s;
+    }
+    free(all);
+    return RR_OK;
+}
+
+int rr_dist_any(const rr_dist *d, int flag) {
+    (void)d;
+    int in = flag != 0, out = 0;
+    MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return out;
+}
+
+rr_status rr_dist_check_same(const rr_dist *d, uint64_t v, const char *what, rr_error *err) {
+    uint64_t *all = rr_malloc_n((size_t)d->size, sizeof *all);
+    if (!all) return rr_err(err, RR_ERR_NOMEM, "out of memory comparing ranks");
+    MPI_Allgather(&v, 1, MPI_UINT64_T, all, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+    char bad[256];
+    size_t q = 0;
+    int n_bad = 0;
+    bad[0] = 0;
+    for (int r = 1; r < d->size; r++) {
+        if (all[r] == all[0]) continue;
+        n_bad++;
+        if (q < sizeof bad - 32)
+            q += (size_t)snprintf(bad + q, sizeof bad - q, "%s%d (%016llx)", n_bad > 1 ? ", " : "", r,
+                                  (unsigned long long)all[r]);
+    }
+    rr_status s = RR_OK;
+    if (n_bad)
+        s = rr_err(err, RR_ERR_INTERNAL, "%s differs across ranks: rank 0 has %016llx, rank %s", what,
+                   (unsigned long long)all[0], bad);
+    free(all);
+    return s;
+}
+
+rr_status rr_dist_bcast(const rr_dist *d, void *buf, size_t n, rr_error *err) {
+    (void)d, (void)err;
+    unsigned char *p = buf;
+    while (n > 0) {
+        int c = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        MPI_Bcast(p, c, MPI_BYTE, 0, MPI_COMM_WORLD);
+        p += c;
+        n -= (size_t)c;
+    }
+    return RR_OK;
+}
+
+rr_status rr_dist_gather(const rr_dist *d, const void *mine, size_t n, void *all, rr_error *err) {
+    size_t tot;
+    if (n > (size_t)INT_MAX || !rr_mul_size(n, (size_t)d->size, &tot))
+        return rr_err(err, RR_ERR_ARG, "rr_dist_gather: %zu bytes per rank", n);
+    MPI_Gather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return RR_OK;
+}
+
+rr_status rr_dist_scatter(const rr_dist *d, const void *all, size_t n, void *mine, rr_error *err) {
+    size_t tot;
+    if (n > (size_t)INT_MAX || !rr_mul_size(n, (size_t)d->size, &tot))
+        return rr_err(err, RR_ERR_ARG, "rr_dist_scatter: %zu bytes per rank", n);
+    MPI_Scatter(all, (int)n, MPI_BYTE, mine, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return RR_OK;
+}
+
+/* ---- evaluation */
+
+static int eval_gather(const void *user, const void *mine, size_t bytes, void *all) {
+    (void)user;
+    if (bytes > (size_t)INT_MAX) return 1;
+    return MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD) != MPI_SUCCESS;
+}
+
+static int eval_min_u32(const void *user, uint32_t *x, size_t n) {
+    (void)user;
+    while (n > 0) {
+        int c = n > (size_t)INT_MAX ? INT_MAX : (int)n;
+        if (MPI_Allreduce(MPI_IN_PLACE, x, c, MPI_UINT32_T, MPI_MIN, MPI_COMM_WORLD) != MPI_SUCCESS) return 1;
+        x += c;
+        n -= (size_t)c;
+    }
+    return 0;
+}
+
+void rr_dist_eval_split(const rr_dist *d, rr_eval_split *s) {
+    s->rank = d->rank;
+    s->size = d->size;
+    s->user = d;
+    s->gather = eval_gather;
+    s->min_u32 = eval_min_u32;
+}
