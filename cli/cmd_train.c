@@ -6,6 +6,7 @@
  * report usage errors once), then again over the preset's values so that
  * every explicit flag overrides it. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@ typedef struct train_cli {
     const char *preset;
     const char *valid;
     const char *out;
+    const char *resume;
+    size_t ckpt_failures;
     long threads;
     long verbose;
     int quiet;
@@ -122,6 +125,27 @@ static int cb_final_act(const char *v, void *user) {
     return 0;
 }
 
+/* N (steps) or N followed by s, m or h (time); N > 0. */
+static int cb_ckpt_every(const char *v, void *user) {
+    rr_train_params *p = user;
+    char *end;
+    errno = 0;
+    if (*v < '0' || *v > '9') return -1;
+    double x = strtod(v, &end);
+    if (errno || !(x > 0)) return -1;
+    if (!*end) {
+        if (x != (double)(size_t)x) return -1;
+        p->checkpoint_steps = (size_t)x;
+        p->checkpoint_secs = 0;
+        return 0;
+    }
+    double unit = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : 0;
+    if (unit == 0 || !(x * unit < 1e9)) return -1;
+    p->checkpoint_secs = x * unit;
+    p->checkpoint_steps = 0;
+    return 0;
+}
+
 static int cb_cell_act(const char *v, void *user) {
     rr_train_params *p = user;
     if (!strcmp(v, "tanh")) p->rnn_relu = 0;
@@ -136,7 +160,7 @@ enum { N_OPTS = 48 };
 
 /* Help texts that show defaults of options the table cannot print itself. */
 typedef struct help_bufs {
-    char layers[96], loss[128], optim[96], final_act[128], cell_act[96];
+    char layers[96], loss[128], optim[96], final_act[128], cell_act[96], ckpt_every[160];
 } help_bufs;
 
 static void fill_help(help_bufs *h, const rr_train_params *d) {
@@ -157,6 +181,14 @@ static void fill_help(help_bufs *h, const rr_train_params *d) {
                  name_of(acts, (int)d->final_act));
     snprintf(h->cell_act, sizeof h->cell_act, "plain rnn cell activation: tanh|relu (default: %s)",
              d->rnn_relu ? "relu" : "tanh");
+    if (d->checkpoint_steps)
+        snprintf(h->ckpt_every, sizeof h->ckpt_every,
+                 "checkpoint every N steps or every Ns/Nm/Nh, and at each epoch end (default: %zu)",
+                 d->checkpoint_steps);
+    else
+        snprintf(h->ckpt_every, sizeof h->ckpt_every,
+                 "checkpoint every N steps or every Ns/Nm/Nh, and at each epoch end (default: %gs)",
+                 d->checkpoint_secs);
 }
 
 static void build_opts(cli_opt *t, train_cli *c, const help_bufs *h) {
@@ -210,6 +242,10 @@ static void build_opts(cli_opt *t, train_cli *c, const help_bufs *h) {
         {"verbose", 'v', OPT_LONG, &c->verbose, "N", "0 quiet, 1 progress, 2 debug", NULL, 0},
         {"quiet", 'q', OPT_FLAG, &c->quiet, NULL, "errors only, no summary line", NULL, 0},
         {"log-json", 0, OPT_STR, &p->log_json, "FILE", "one JSON object per epoch to FILE", NULL, 0},
+        /* checkpoints (docs/checkpoints.md) */
+        {"checkpoint-dir", 0, OPT_STR, &p->checkpoint_dir, "DIR", "RNN: write crash-safe checkpoints to DIR (must hold none yet; the 2 newest are kept)", NULL, 0},
+        {"checkpoint-every", 0, OPT_CALLBACK, p, "N|Ns", h->ckpt_every, cb_ckpt_every, 1},
+        {"resume", 0, OPT_STR, &c->resume, "DIR", "RNN: continue from DIR's newest valid checkpoint (same data and settings; more --epochs allowed) and keep checkpointing there", NULL, 0},
         {"print-params", 0, OPT_FLAG, &c->print_params, NULL, "print the effective parameters (preset and options applied) and exit", NULL, 0},
         {NULL, 0, OPT_FLAG, NULL, NULL, NULL, NULL, 0},
     };
@@ -314,6 +350,20 @@ int cmd_train(int argc, char **argv) {
         cli_error(cmd, "--verbose must be 0, 1 or 2");
         return RR_EXIT_USAGE;
     }
+    if (c.resume) {
+        if (c.tp.checkpoint_dir && strcmp(c.tp.checkpoint_dir, c.resume)) {
+            cli_error(cmd, "--resume %s and --checkpoint-dir %s name different folders", c.resume,
+                      c.tp.checkpoint_dir);
+            return RR_EXIT_USAGE;
+        }
+        c.tp.checkpoint_dir = c.resume;
+        c.tp.resume = 1;
+    }
+    if (c.tp.checkpoint_dir && strcmp(c.tp.kind, "gru") && strcmp(c.tp.kind, "lstm") && strcmp(c.tp.kind, "rnn")) {
+        cli_error(cmd, "checkpoints are for the RNN kinds (gru, lstm, rnn), not '%s'", c.tp.kind);
+        return RR_EXIT_USAGE;
+    }
+    c.tp.checkpoint_failures = &c.ckpt_failures;
     if (c.constrained) c.tp.embedding = -1;
     c.tp.threads = (int)c.threads;
     c.tp.verbose = c.quiet ? 0 : (int)c.verbose;
@@ -333,6 +383,9 @@ int cmd_train(int argc, char **argv) {
         return RR_EXIT_OK;
     }
     cli_log_init(c.quiet ? 0 : c.tp.verbose + 1);
+    /* a file size limit (RLIMIT_FSIZE) makes writes fail with EFBIG, which
+     * the checkpoint and model writers report, instead of killing us */
+    signal(SIGXFSZ, SIG_IGN);
 
     double t0 = rr_now();
     rr_dataset *train = NULL, *valid = NULL;
@@ -369,6 +422,11 @@ int cmd_train(int argc, char **argv) {
                 "rnnrec train: %s: %zu items, %zu sessions, %zu events; read %.2f s, train %.2f s -> %s\n",
                 rr_model_kind(m), rr_model_n_items(m), rr_dataset_n_sessions(train),
                 rr_dataset_n_events(train), t1 - t0, t2 - t1, c.out);
+    if (c.ckpt_failures) {
+        /* the model is fine, but a crash would have lost more than asked */
+        cli_error(cmd, "%zu checkpoint write(s) failed (see above); the model was saved", c.ckpt_failures);
+        ret = RR_EXIT_RUNTIME;
+    }
 done:
     rr_model_free(m);
     rr_dataset_free(train);

@@ -252,6 +252,12 @@ typedef struct rr_train_params {
     double dropout_embed, dropout_hidden;
     size_t epochs;
     size_t patience;         /* 0: no early stopping */
+    /* checkpoints (RNN kinds; docs/checkpoints.md) */
+    const char *checkpoint_dir; /* write checkpoints here (NULL: none) */
+    size_t checkpoint_steps; /* every N steps (0: not by steps) */
+    double checkpoint_secs;  /* every S seconds (0: not by time); also at every epoch end */
+    int resume;              /* continue from checkpoint_dir's newest valid checkpoint */
+    size_t *checkpoint_failures; /* out, when not NULL: checkpoint writes that failed */
 
     /* baselines */
     size_t knn_k;            /* neighbours (iknn list length, sknn k) */

@@ -38,6 +38,7 @@ void rr_train_params_default(rr_train_params *p) {
     p->dropout_hidden = 0.0;
     p->epochs = 10;
     p->patience = 0;
+    p->checkpoint_secs = 600;   /* with a checkpoint_dir: every 10 minutes and every epoch */
     p->knn_k = 100;
     p->sknn_sample = 500;
     p->iknn_lambda = 20.0;
@@ -123,6 +124,9 @@ const char *rr_train_params_check(const rr_train_params *p) {
     if (p->optim == RR_OPT_ADAM &&
         !(p->adam_beta1 >= 0 && p->adam_beta1 < 1 && p->adam_beta2 >= 0 && p->adam_beta2 < 1 && p->adam_eps > 0))
         return "adam: beta1, beta2 in [0, 1), eps > 0";
+    if (!(p->checkpoint_secs >= 0 && isfinite(p->checkpoint_secs))) return "checkpoint_secs: must be >= 0";
+    if (p->resume && !p->checkpoint_dir) return "resume: needs a checkpoint_dir";
+    if (p->checkpoint_dir && !*p->checkpoint_dir) return "checkpoint_dir: empty folder name";
     if (p->loss > RR_LOSS_TOP1) return "loss: unknown loss";
     if (p->optim > RR_OPT_SGD) return "optim: unknown optimiser";
     if (p->final_act > RR_ACT_RELU) return "final_act: unknown activation";

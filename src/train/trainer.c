@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -35,6 +36,8 @@
 #include "models/rnn.h"
 #include "nn/act.h"
 #include "nn/gemm.h"
+#include "train/checkpoint.h"
+#include "dist/dist.h"
 #include "train/loss.h"
 #include "train/optim.h"
 #include "train/sampler.h"
@@ -75,6 +78,18 @@ typedef struct epoch_stats {
     size_t steps;
     int numeric;                /* a non-finite loss or gradient stopped the epoch */
 } epoch_stats;
+
+/* Checkpointing of a run (checkpoint.h): on when p->checkpoint_dir is set. */
+typedef struct ckpt_run {
+    bool on, resumed;
+    char *fingerprint;          /* this run's (malloc'ed) */
+    rr_ckpt_layout lay;
+    uint64_t seq;               /* newest checkpoint in the folder (0: none) */
+    size_t written, failed;
+    double secs, last, max_secs; /* time spent writing; end of the last write; slowest write */
+    uint64_t bytes;             /* size of the last one written */
+    uint64_t log_bytes;         /* resumed: the JSON log's length at the checkpoint */
+} ckpt_run;
 
 /* The trainer holds everything the loop needs to continue between any two
  * steps (what a checkpoint saves, see checkpoint.h and
@@ -117,6 +132,14 @@ typedef struct trainer {
     double prof_t;              /* the profile's last time stamp */
     rr_train_prof *prof;        /* or NULL */
     int tty;
+    /* dist hooks (MPI data parallelism, src/dist/dist.h): the world and the
+     * step exchange, NULL in one process; dist_all: the step's combined rows */
+    rr_dist *dist;
+    rr_dist_xchg *xchg;
+    rr_dist_rows dist_all;
+    size_t cache;               /* the sampler's draws per refill */
+    FILE *jf;                   /* the JSON log, or NULL */
+    ckpt_run ck;
 } trainer;
 
 /* Sessions by the time of their first event, ties by row (GRU4Rec:
@@ -156,6 +179,14 @@ static rr_status order_sessions(trainer *tr, const rr_dataset *d, rr_error *err)
     tr->n_order = n;
     free(k);
     if (n == 0) return rr_err(err, RR_ERR_EMPTY, "no training session has 2 or more events");
+    /* dist hook: rank r of P trains on sessions r, r + P, r + 2P, ... of
+     * the time order (whole sessions; a rank may get none) */
+    if (tr->dist) {
+        const size_t P = (size_t)rr_dist_size(tr->dist), r = (size_t)rr_dist_rank(tr->dist);
+        size_t w = 0;
+        for (size_t i = r; i < n; i += P) tr->order[w++] = tr->order[i];
+        tr->n_order = w;
+    }
     return RR_OK;
 }
 
@@ -171,6 +202,8 @@ static void trainer_free(trainer *tr) {
     free(tr->slot_pos);
     free(tr->in);
     free(tr->tgt);
+    rr_dist_xchg_free(tr->xchg);
+    free(tr->ck.fingerprint);
 }
 
 static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train, const rr_dataset *valid,
@@ -185,6 +218,15 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     const size_t N = m->n_items;
     tr->B = p->batch_size;
     tr->S = p->n_sample;
+    tr->dist = rr_dist_world();
+    if (tr->dist) {
+        /* dist hook: rank r takes B / P rows of the global batch (one more
+         * when r < B % P) */
+        const size_t P = (size_t)rr_dist_size(tr->dist), r = (size_t)rr_dist_rank(tr->dist);
+        if (p->batch_size < P)
+            return rr_err(err, RR_ERR_ARG, "batch_size %zu is smaller than the %zu MPI ranks", p->batch_size, P);
+        tr->B = p->batch_size / P + (r < p->batch_size % P);
+    }
     tr->p_embed = p->dropout_embed;
     bool drop_h[RR_MAX_LAYERS];
     for (size_t l = 0; l < lay->L; l++) {
@@ -199,6 +241,14 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     s = step_ws_alloc_f32(&tr->ws, lay, tr->r->cell, N, tr->B, tr->S, drop_e, drop_h, err);
     if (!s) s = step_ws_set_threads_f32(&tr->ws, lay, nt, err);
     if (s) return s;
+    if (tr->dist) {
+        /* dist hook: the step exchange, sized for the largest rank's batch
+         * (2B + S Wy rows, B input rows) */
+        const size_t P = (size_t)rr_dist_size(tr->dist), Bmax = (p->batch_size + P - 1) / P;
+        const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+        s = rr_dist_xchg_new(&tr->xchg, tr->dist, 2 * Bmax + tr->S, Bmax, lay->H_last, ew, N, err);
+        if (s) return s;
+    }
     if (prof) {
         tr->ws.prof = prof->sec;
         tr->ws.prof_t = &tr->prof_t;
@@ -227,11 +277,14 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     if (tr->S > 0) {
         size_t cache = p->sample_cache < SAMPLE_CACHE_MAX ? p->sample_cache : SAMPLE_CACHE_MAX;
         if (cache < tr->S) cache = tr->S;
+        tr->cache = cache;
         s = rr_sampler_new(&tr->sampler, m->counts, N, p->sample_alpha, tr->S, cache,
                            p->seed ^ 0x5a3c9e1d2b4f6a87ull, err);
         if (s) return s;
     }
-    rr_rng_seed(&tr->rng, p->seed ^ 0x9d2c5680a1b3e4f7ull);
+    /* dist hook: dropout masks per rank (rank 0: the one-process seed); the
+     * sampler's seed is the same on every rank: shared negatives */
+    rr_rng_seed(&tr->rng, p->seed ^ 0x9d2c5680a1b3e4f7ull ^ ((uint64_t)rr_dist_rank(tr->dist) * 0x9e3779b97f4a7c15ull));
     tr->ctx.lay = lay;
     tr->ctx.cell = tr->r->cell;
     tr->ctx.n_items = N;
@@ -239,13 +292,13 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     tr->ctx.loss.kind = p->loss;
     tr->ctx.loss.bpreg = p->bpreg;
     tr->ctx.loss.elu = p->loss == RR_LOSS_BPR_MAX ? p->elu_param : 0;
-    tr->ctx.loss.norm = tr->B;
+    tr->ctx.loss.norm = p->batch_size; /* the global batch: summed over dist ranks, the one-process mean */
     tr->ctx.act = p->final_act;
     tr->ctx.act_param = p->final_act_param;
     tr->ctx.logcnt = tr->logcnt;
     tr->ctx.logq = p->logq;
     tr->ctx.alpha = p->sample_alpha;
-    tr->tty = p->verbose && isatty(2);
+    tr->tty = p->verbose && isatty(2) && rr_dist_rank(tr->dist) == 0;
     tr->prof = prof;
     tr->best_score = -1;
     return RR_OK;
@@ -395,6 +448,48 @@ static void progress(const trainer *tr, const epoch_stats *es, double t0, size_t
     }
 }
 
+/* ---- dist hooks: one step across MPI ranks (src/dist/dist.h).  Every
+ * rank steps together: a rank out of rows takes no step of its own but
+ * draws the step's samples and joins the exchange with no rows; the
+ * combined gradients are the same on every rank, so the finite check and
+ * the update agree everywhere. */
+
+/* A rank with no rows left: no gradient. */
+static double dist_no_rows(trainer *tr) {
+    rr_step_ws_f32 *w = &tr->ws;
+    memset(w->gdense, 0, tr->lay->n_dense * sizeof *w->gdense);
+    w->nU = w->nUb = w->nE = 0;
+    return 0;
+}
+
+/* Combines the step's gradients over the ranks: gdense summed in place,
+ * the rows into tr->dist_all; *loss (this rank's mean over *n_ev rows)
+ * and *n_ev become every rank's. */
+static void dist_combine(trainer *tr, double *loss, size_t *n_ev) {
+    rr_step_ws_f32 *w = &tr->ws;
+    rr_dist_rows mine = {w->nU, w->nUb, w->nE, w->urows, w->gU, w->gB, w->erows, w->gE};
+    double ls = *n_ev ? *loss * (double)*n_ev : 0;
+    uint64_t rows = *n_ev;
+    rr_error e;
+    rr_status s = rr_dist_step_exchange(tr->xchg, &mine, w->gdense, tr->lay->n_dense, &ls, &rows, &tr->dist_all, &e);
+    RR_ASSERT(s == RR_OK); /* only a size beyond what trainer_init allocated fails */
+    *loss = rows ? ls / (double)rows : 0;
+    *n_ev = (size_t)rows;
+}
+
+/* apply_update over the combined rows (the step's own lists put back after). */
+static bool dist_apply_update(trainer *tr) {
+    rr_step_ws_f32 *w = &tr->ws;
+    const rr_dist_rows own = {w->nU, w->nUb, w->nE, w->urows, w->gU, w->gB, w->erows, w->gE};
+    const rr_dist_rows *a = &tr->dist_all;
+    w->nU = a->nU, w->nUb = a->nUb, w->nE = a->nE;
+    w->urows = a->urows, w->gU = a->gU, w->gB = a->gB, w->erows = a->erows, w->gE = a->gE;
+    bool ok = apply_update(tr);
+    w->nU = own.nU, w->nUb = own.nUb, w->nE = own.nE;
+    w->urows = own.urows, w->gU = own.gU, w->gB = own.gB, w->erows = own.erows, w->gE = own.gE;
+    return ok;
+}
+
 /* Starts epoch tr->epoch (GRU4Rec's SessionDataIterator order): the first
  * B sessions take the slots, every state row zero. */
 static void epoch_begin(trainer *tr) {
@@ -421,8 +516,10 @@ static bool epoch_step(trainer *tr) {
     rr_step_ws_f32 *w = &tr->ws;
     epoch_stats *es = &tr->es;
     size_t n = tr->n;
-    /* Without samples a single row has no negative (GRU4Rec stops). */
-    if (n == 0 || (tr->S == 0 && n < 2)) return false;
+    /* Without samples a single row has no negative (GRU4Rec stops).  dist
+     * hook: every rank's rows count, and the epoch ends for all at once. */
+    const uint64_t n_all = tr->dist ? rr_dist_sum_u64(tr->dist, n) : n;
+    if (n_all == 0 || (tr->S == 0 && n_all < 2)) return false;
     for (size_t i = 0; i < n; i++) {
         int64_t e = ss->offsets[tr->slot_sess[i]] + (int64_t)tr->slot_pos[i];
         tr->in[i] = ss->items[e];
@@ -432,9 +529,11 @@ static bool epoch_step(trainer *tr) {
     for (size_t l = 0; l < lay->L; l++)
         if (w->mask_h[l]) fill_mask(&tr->rng, w->mask_h[l], n * lay->H[l], tr->p_hidden[l]);
     const int32_t *samples = tr->S ? rr_sampler_next(tr->sampler) : NULL;
-    double loss = step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples);
+    double loss = n ? step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples) : dist_no_rows(tr);
     /* the step's gradients are complete here (ws.gdense, gU/gB, gE) */
-    if (!isfinite(loss) || !apply_update(tr)) {
+    size_t n_ev = n; /* targets of the step (dist hook: every rank's, and loss their mean) */
+    if (tr->dist) dist_combine(tr, &loss, &n_ev);
+    if (!isfinite(loss) || !(tr->dist ? dist_apply_update(tr) : apply_update(tr))) {
         es->numeric = 1;
         return false;
     }
@@ -444,8 +543,8 @@ static bool epoch_step(trainer *tr) {
         tr->prof_t = now;
         tr->prof->steps++;
     }
-    es->loss_sum += loss * (double)n;
-    es->events += n;
+    es->loss_sum += loss * (double)n_ev;
+    es->events += n_ev;
     es->steps++;
     tr->steps_total++;
     /* the new state becomes the previous one */
@@ -482,6 +581,210 @@ static bool epoch_step(trainer *tr) {
     return true;
 }
 
+/* ---- checkpoints (checkpoint.h, docs/checkpoints.md) */
+
+/* Points c (and its one stream record st) at the trainer's state. */
+static void ck_view(trainer *tr, rr_ckpt *c, rr_ckpt_stream *st) {
+    memset(c, 0, sizeof *c);
+    memset(st, 0, sizeof *st);
+    c->fingerprint = tr->ck.fingerprint;
+    c->t = tr->t;
+    c->steps_total = tr->steps_total;
+    c->epoch = tr->epoch;
+    c->in_epoch = tr->in_epoch;
+    c->loss_sum = tr->es.loss_sum;
+    c->events = tr->es.events;
+    c->steps = tr->es.steps;
+    c->best_score = tr->best_score;
+    c->best_mrr = tr->best_mrr;
+    c->last_loss = tr->last_loss;
+    c->best_epoch = tr->best_epoch;
+    c->since_best = tr->since_best;
+    c->epochs_run = tr->epochs_run;
+    c->has_sampler = tr->sampler != NULL;
+    if (tr->sampler) rr_sampler_get_pos(tr->sampler, &c->sampler);
+    c->weights = tr->r->params;
+    c->moment[0] = tr->s1;
+    c->moment[1] = tr->s2;
+    c->has_best = tr->best && tr->best_epoch > 0;
+    c->best = tr->best;
+    st->n = tr->n;
+    st->next = tr->next;
+    st->slot_sess = tr->slot_sess;
+    st->slot_pos = tr->slot_pos;
+    for (size_t l = 0; l < tr->lay->L; l++) st->state[l] = tr->ws.st_prev[l];
+    st->rng = tr->rng;
+    c->n_streams = 1;
+    c->streams = st;
+}
+
+/* Writes the next checkpoint.  A failure is logged and counted, and
+ * training goes on: the previous checkpoint stays as it was, and the next
+ * one is tried with a fresh temporary file (see docs/checkpoints.md). */
+static void ck_save(trainer *tr) {
+    ckpt_run *ck = &tr->ck;
+    rr_ckpt c;
+    rr_ckpt_stream st;
+    ck_view(tr, &c, &st);
+    if (tr->jf) {
+        /* the log as far as this state has written it */
+        fflush(tr->jf);
+        off_t at = ftello(tr->jf);
+        c.log_bytes = at > 0 ? (uint64_t)at : 0;
+    }
+    const double t0 = rr_now();
+    rr_error e;
+    rr_status s = rr_ckpt_write(tr->p->checkpoint_dir, ck->seq + 1, &c, &ck->lay, &e);
+    const double now = rr_now();
+    ck->last = now;
+    ck->secs += now - t0;
+    if (now - t0 > ck->max_secs) ck->max_secs = now - t0;
+    if (tr->prof) tr->prof_t = now; /* writing is no training stage */
+    if (s) {
+        ck->failed++;
+        char prev[4096] = "none written yet";
+        if (ck->seq) rr_ckpt_path(prev, sizeof prev, tr->p->checkpoint_dir, ck->seq);
+        rr_log(0, "checkpoint failed: %s; training continues, the last good checkpoint is %s", e.msg, prev);
+        return;
+    }
+    ck->seq++;
+    ck->written++;
+    char path[4096];
+    struct stat sb;
+    if (rr_ckpt_path(path, sizeof path, tr->p->checkpoint_dir, ck->seq) && stat(path, &sb) == 0)
+        ck->bytes = (uint64_t)sb.st_size;
+    rr_log(3, "checkpoint %s: epoch %zu, step %zu, %.3f s", path, tr->epoch + 1, tr->es.steps, now - t0);
+}
+
+/* A checkpoint is due after this step (by steps or by time). */
+static bool ck_due(const trainer *tr) {
+    const rr_train_params *p = tr->p;
+    if (p->checkpoint_steps && tr->steps_total % p->checkpoint_steps == 0) return true;
+    return p->checkpoint_secs > 0 && rr_now() - tr->ck.last >= p->checkpoint_secs;
+}
+
+/* Loads checkpoint path into the trainer: every buffer and counter. */
+static rr_status ck_load(trainer *tr, const char *path, rr_error *err) {
+    rr_ckpt c;
+    rr_ckpt_stream st;
+    ck_view(tr, &c, &st);
+    c.fingerprint = NULL;
+    rr_status s = rr_ckpt_read(path, &tr->ck.lay, &c, err);
+    if (s) return s;
+    rr_ckpt_clear(&c);
+    const rr_train_params *p = tr->p;
+    if (c.epoch + (c.in_epoch ? 1 : 0) > p->epochs)
+        return rr_err(err, RR_ERR_ARG, "%s: the checkpoint is %s epoch %zu, beyond --epochs %zu", path,
+                      c.in_epoch ? "inside" : "after", c.in_epoch ? c.epoch + 1 : c.epoch, p->epochs);
+    if (c.has_sampler) {
+        s = rr_sampler_set_pos(tr->sampler, &c.sampler, err);
+        if (s) {
+            rr_err_prefix(err, "%s", path);
+            return s;
+        }
+    }
+    if (c.threads_differ)
+        rr_log(1, "%s was written with another thread count: training continues, but the model will not be "
+               "byte-identical to an uninterrupted run",
+               path);
+    tr->t = c.t;
+    tr->steps_total = c.steps_total;
+    tr->epoch = c.epoch;
+    tr->in_epoch = c.in_epoch;
+    memset(&tr->es, 0, sizeof tr->es);
+    tr->es.loss_sum = c.loss_sum;
+    tr->es.events = c.events;
+    tr->es.steps = c.steps;
+    tr->best_score = c.best_score;
+    tr->best_mrr = c.best_mrr;
+    tr->last_loss = c.last_loss;
+    tr->best_epoch = c.best_epoch;
+    tr->since_best = c.since_best;
+    tr->epochs_run = c.epochs_run;
+    tr->n = st.n;
+    tr->next = st.next;
+    tr->rng = st.rng;
+    tr->ck.log_bytes = c.log_bytes;
+    return RR_OK;
+}
+
+/* Sets checkpointing up: the fingerprint, the folder (stale temporaries
+ * removed) and, to resume, the newest checkpoint that loads; one that
+ * fails its checks is renamed *.bad and the older one is tried. */
+static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset *valid, int nt, rr_error *err) {
+    const rr_train_params *p = tr->p;
+    const char *dir = p->checkpoint_dir;
+    ckpt_run *ck = &tr->ck;
+    ck->on = true;
+    rr_status s = rr_ckpt_fingerprint(&ck->fingerprint, p, train, valid, tr->cache, nt, err);
+    if (s) return s;
+    rr_ckpt_layout *lay = &ck->lay;
+    lay->n_params = tr->lay->n_params;
+    lay->n_moments = rr_optim_n_states(&tr->opt);
+    lay->L = tr->lay->L;
+    for (size_t l = 0; l < lay->L; l++) lay->state_width[l] = tr->lay->smult * tr->lay->H[l];
+    lay->B = tr->B;
+    lay->n_streams = 1;
+    lay->n_order = tr->n_order;
+    lay->order = tr->order;
+    lay->sess = tr->sess;
+    lay->epochs_max = 100000; /* rr_train_params_check's bound */
+    lay->has_sampler = tr->sampler != NULL;
+    lay->can_have_best = valid != NULL;
+    lay->fingerprint = ck->fingerprint;
+    size_t removed = 0;
+    s = rr_ckpt_dir_prepare(dir, &removed, err);
+    if (s) return s;
+    if (removed) rr_log(1, "%s: removed %zu temporary file(s) of an interrupted checkpoint write", dir, removed);
+    uint64_t seqs[64];
+    size_t n = 0;
+    s = rr_ckpt_list(dir, seqs, 64, &n, err);
+    if (s) return s;
+    char path[4096];
+    if (!p->resume) {
+        if (n) {
+            rr_ckpt_path(path, sizeof path, dir, seqs[0]);
+            return rr_err(err, RR_ERR_ARG,
+                          "%s already holds checkpoints (newest %s): --resume %s continues that run; a new run "
+                          "needs an empty folder",
+                          dir, path, dir);
+        }
+        ck->last = rr_now();
+        return RR_OK;
+    }
+    if (n == 0) return rr_err(err, RR_ERR_ARG, "%s: no checkpoint to resume from", dir);
+    ck->seq = seqs[0]; /* new ones continue after the newest, usable or not */
+    for (size_t i = 0; i < n; i++) {
+        rr_ckpt_path(path, sizeof path, dir, seqs[i]);
+        rr_error e;
+        s = ck_load(tr, path, &e);
+        if (!s) {
+            rr_log(2, "resuming from %s: epoch %zu%s, %zu steps into it", path,
+                   tr->in_epoch ? tr->epoch + 1 : tr->epoch, tr->in_epoch ? "" : " done", tr->es.steps);
+            ck->resumed = true;
+            ck->last = rr_now();
+            return RR_OK;
+        }
+        if (s == RR_ERR_ARG || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL) {
+            /* another run's checkpoint or a resource problem: no fallback */
+            if (err) *err = e;
+            return s;
+        }
+        char bad[4096 + 8];
+        snprintf(bad, sizeof bad, "%s.bad", path);
+        bool moved = rename(path, bad) == 0;
+        rr_log(1, "checkpoint unusable: %s%s%s%s", e.msg, moved ? " (renamed to " : "", moved ? bad : "",
+               moved ? ")" : "");
+        if (i + 1 < n) rr_log(1, "falling back to the older checkpoint");
+        else {
+            if (err) *err = e;
+            rr_err_prefix(err, "%s: no usable checkpoint", dir);
+            return s;
+        }
+    }
+    return RR_ERR_INTERNAL;
+}
+
 /* Runs the current epoch to its end, from its start or from wherever the
  * stream state says (a resumed checkpoint).  Leaves in_epoch 0 when the
  * epoch ended (es then holds its totals). */
@@ -492,6 +795,7 @@ static void run_epoch(trainer *tr, size_t total_events) {
     double last_report = t0;
     tr->prof_t = t0;
     while (epoch_step(tr)) {
+        if (tr->ck.on && ck_due(tr)) ck_save(tr);
         if (tr->p->verbose && (tr->es.steps & 63) == 0) {
             double now = rr_now();
             if (now - last_report >= (tr->tty ? 0.5 : 10.0)) {
@@ -554,7 +858,9 @@ static rr_status validate(const rr_model *m, const rr_dataset *valid, const rr_t
     ep.cutoffs[0] = 20;
     ep.threads = p->threads;
     rr_eval_result res;
-    rr_status s = rr_evaluate(m, valid, &ep, &res, err);
+    rr_eval_split split; /* dist hook: each rank ranks its share (one process: all) */
+    rr_dist_eval_split(rr_dist_world(), &split);
+    rr_status s = rr_evaluate_split(m, valid, &ep, &split, &res, err);
     if (s) return s;
     *recall = res.recall[0];
     *mrr = res.mrr[0];
@@ -615,10 +921,24 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
     trainer tr;
     const int nt = rr_threads(p->threads);
     s = trainer_init(&tr, m, train, valid, p, nt, prof, err);
+    if (!s && p->checkpoint_dir) s = ck_start(&tr, train, valid, nt, err);
     FILE *jf = NULL;
-    if (!s && p->log_json) {
-        jf = fopen(p->log_json, "w");
+    if (!s && p->checkpoint_dir && tr.dist)
+        s = rr_err(err, RR_ERR_UNSUPPORTED, "checkpoints are not supported with MPI yet (docs/distributed.md)");
+    /* dist hook: a rank that failed to set up fails every rank, no hang */
+    if (tr.dist && rr_dist_any(tr.dist, s != RR_OK) && !s)
+        s = rr_err(err, RR_ERR_INTERNAL, "another MPI rank failed to set up training (its error is on its stderr)");
+    if (!s && p->log_json && rr_dist_rank(tr.dist) == 0) { /* dist hook: rank 0 logs */
+        /* resumed: the log continues from where the checkpoint's state had
+         * written it (a later epoch's line is dropped, it comes again) */
+        struct stat sb;
+        if (tr.ck.resumed && stat(p->log_json, &sb) == 0 && (uint64_t)sb.st_size >= tr.ck.log_bytes &&
+            truncate(p->log_json, (off_t)tr.ck.log_bytes) != 0)
+            rr_log(1, "%s: cannot shorten the JSON log to the checkpoint's %llu bytes: appending", p->log_json,
+                   (unsigned long long)tr.ck.log_bytes);
+        jf = fopen(p->log_json, tr.ck.resumed ? "a" : "w");
         if (!jf) s = rr_err(err, RR_ERR_IO, "%s: cannot open the JSON log for writing", p->log_json);
+        tr.jf = jf;
     }
     if (s) {
         trainer_free(&tr);
@@ -636,6 +956,7 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
 
     size_t total_events = 0;
     for (size_t i = 0; i < tr.n_order; i++) total_events += rr_session_len(tr.sess, (size_t)tr.order[i]) - 1;
+    if (tr.dist) total_events = (size_t)rr_dist_sum_u64(tr.dist, total_events); /* dist hook */
     int numeric = 0;
     while (s == RR_OK && tr.epoch < p->epochs && !stop_early(&tr, valid)) {
         const size_t ep = tr.epoch;
@@ -654,6 +975,14 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
             break;
         }
         tr.epochs_run = ep + 1;
+        if (tr.dist) {
+            /* dist hook: every rank must hold the same parameters */
+            char what[64];
+            snprintf(what, sizeof what, "the parameter checksum after epoch %zu", ep + 1);
+            s = rr_dist_check_same(tr.dist, rr_crc32c(0, r->params, r->lay.n_params * sizeof(float)), what, err);
+            if (s) break;
+            rr_log(3, "epoch %zu: parameters identical on %d ranks", ep + 1, rr_dist_size(tr.dist));
+        }
         tr.last_loss = es->events ? es->loss_sum / (double)es->events : 0;
         double rec = 0, mrr = 0;
         if (valid) {
@@ -675,6 +1004,7 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
         }
         json_epoch(jf, ep, es, secs, valid != NULL, rec, mrr);
         tr.epoch = ep + 1;
+        if (tr.ck.on) ck_save(&tr); /* every epoch's end, validation done */
         if (stop_early(&tr, valid))
             rr_log(2, "early stop after epoch %zu: no gain for %zu epochs (best epoch %zu)", ep + 1, tr.since_best,
                    tr.best_epoch);
@@ -685,6 +1015,11 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
     omp_set_num_threads(omp_saved);
 #endif
     if (jf && fclose(jf) != 0 && !s) s = rr_err(err, RR_ERR_IO, "%s: write failed", p->log_json);
+    if (tr.ck.on) {
+        if (p->checkpoint_failures) *p->checkpoint_failures = tr.ck.failed;
+        rr_log(2, "checkpoints: %zu written, %zu failed, %.3f s writing (slowest %.3f s), %.1f MB each",
+               tr.ck.written, tr.ck.failed, tr.ck.secs, tr.ck.max_secs, (double)tr.ck.bytes / 1e6);
+    }
     const double best_score = tr.best_score, best_mrr = tr.best_mrr, last_loss = tr.last_loss;
     const size_t best_epoch = tr.best_epoch, epochs_run = tr.epochs_run;
     trainer_free(&tr);
