@@ -150,16 +150,9 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "rnnrec eval: %s: %zu malformed rows skipped\n", pos[1], rr_dataset_n_bad_rows(test));
     rr_eval_result res;
     rr_dist *d = rr_dist_world();
-    rr_eval_split split, *sp = NULL;
-#ifdef RR_HAVE_MPI
-    if (d) {
-        rr_dist_eval_split(d, &split);
-        sp = &split;
-    }
-#else
-    (void)split;
-#endif
-    if (rr_evaluate_split(m, test, &ep, sp, &res, &err) != RR_OK) {
+    rr_eval_split split;
+    rr_dist_eval_split(d, &split); /* one process: size 1, no split */
+    if (rr_evaluate_split(m, test, &ep, &split, &res, &err) != RR_OK) {
         ret = cli_fail(cmd, &err);
         goto done;
     }

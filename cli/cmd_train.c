@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "models/model.h"
 #include "util/util.h"
 
@@ -382,7 +383,7 @@ int cmd_train(int argc, char **argv) {
         print_params(&c.tp);
         return RR_EXIT_OK;
     }
-    cli_log_init(c.quiet ? 0 : c.tp.verbose + 1);
+    cli_log_init(c.quiet || rr_dist_rank(rr_dist_world()) != 0 ? 0 : c.tp.verbose + 1); /* MPI: rank 0 logs */
     /* a file size limit (RLIMIT_FSIZE) makes writes fail with EFBIG, which
      * the checkpoint and model writers report, instead of killing us */
     signal(SIGXFSZ, SIG_IGN);
@@ -398,6 +399,8 @@ int cmd_train(int argc, char **argv) {
     }
     double t1 = rr_now();
     rr_status ts = rr_model_train(&m, train, valid, &c.tp, &err);
+    /* MPI: the outcome is the same on every rank; rank 0 saves and reports */
+    if (rr_dist_rank(rr_dist_world()) != 0) goto done;
     if (ts == RR_ERR_NUMERIC && m) {
         /* Training diverged: keep the last good model, but fail the run. */
         ret = cli_fail(cmd, &err);

@@ -278,6 +278,13 @@ rr_status rr_dist_sum_f64(const rr_dist *d, double *v, size_t n, rr_error *err) 
     return RR_OK;
 }
 
+uint64_t rr_dist_sum_u64(const rr_dist *d, uint64_t v) {
+    (void)d;
+    uint64_t out = 0;
+    MPI_Allreduce(&v, &out, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    return out;
+}
+
 int rr_dist_any(const rr_dist *d, int flag) {
     (void)d;
     int in = flag != 0, out = 0;
@@ -356,8 +363,8 @@ static int eval_min_u32(const void *user, uint32_t *x, size_t n) {
 }
 
 void rr_dist_eval_split(const rr_dist *d, rr_eval_split *s) {
-    s->rank = d->rank;
-    s->size = d->size;
+    s->rank = d ? d->rank : 0;
+    s->size = d ? d->size : 1; /* no world: rr_evaluate_split ranks everything */
     s->user = d;
     s->gather = eval_gather;
     s->min_u32 = eval_min_u32;

@@ -100,6 +100,8 @@ void rr_dist_traffic_reset(rr_dist_xchg *x);
 
 /* Sums v (n) over the ranks in place (doubles, rank order). */
 rr_status rr_dist_sum_f64(const rr_dist *d, double *v, size_t n, rr_error *err);
+/* Sum of v over the ranks (exact). */
+uint64_t rr_dist_sum_u64(const rr_dist *d, uint64_t v);
 /* Logical OR of flag over the ranks. */
 int rr_dist_any(const rr_dist *d, int flag);
 /* Fails (RR_ERR_INTERNAL, naming the ranks) unless every rank passes the
@@ -138,6 +140,7 @@ static inline rr_status rr_dist_sum_f64(const rr_dist *d, double *v, size_t n, r
     (void)d, (void)v, (void)n, (void)err;
     return RR_OK;
 }
+static inline uint64_t rr_dist_sum_u64(const rr_dist *d, uint64_t v) { (void)d; return v; }
 static inline int rr_dist_any(const rr_dist *d, int flag) { (void)d; return flag; }
 static inline rr_status rr_dist_check_same(const rr_dist *d, uint64_t v, const char *what, rr_error *err) {
     (void)d, (void)v, (void)what, (void)err;
@@ -146,6 +149,14 @@ static inline rr_status rr_dist_check_same(const rr_dist *d, uint64_t v, const c
 static inline rr_status rr_dist_bcast(const rr_dist *d, void *buf, size_t n, rr_error *err) {
     (void)d, (void)buf, (void)n, (void)err;
     return RR_OK;
+}
+static inline void rr_dist_eval_split(const rr_dist *d, rr_eval_split *s) {
+    (void)d;
+    s->rank = 0;
+    s->size = 1; /* rr_evaluate_split then ranks everything itself */
+    s->user = NULL;
+    s->gather = NULL;
+    s->min_u32 = NULL;
 }
 
 #endif /* RR_HAVE_MPI */
