@@ -1020,6 +1020,18 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
         rr_log(2, "checkpoints: %zu written, %zu failed, %.3f s writing (slowest %.3f s), %.1f MB each",
                tr.ck.written, tr.ck.failed, tr.ck.secs, tr.ck.max_secs, (double)tr.ck.bytes / 1e6);
     }
+    if (tr.xchg) {
+        /* dist hook: what the step exchange cost (docs/distributed.md) */
+        rr_dist_traffic t;
+        rr_dist_traffic_get(tr.xchg, &t);
+        double k = t.steps ? 1.0 / (double)t.steps : 0;
+        rr_log(2,
+               "dist: %d ranks, %llu steps; per step on rank %d: headers %.0f B, rows sent %.0f B, received %.0f B, "
+               "dense %.0f B; rows %.1f own, %.1f combined; exchange %.3f ms",
+               rr_dist_size(tr.dist), (unsigned long long)t.steps, rr_dist_rank(tr.dist), (double)t.hdr_bytes * k,
+               (double)t.rows_sent * k, (double)t.rows_recv * k, (double)t.dense_bytes * k,
+               (double)t.rows_local * k, (double)t.rows_union * k, t.seconds * k * 1e3);
+    }
     const double best_score = tr.best_score, best_mrr = tr.best_mrr, last_loss = tr.last_loss;
     const size_t best_epoch = tr.best_epoch, epochs_run = tr.epochs_run;
     trainer_free(&tr);
