@@ -17,6 +17,7 @@
 #include "models/head.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,31 +260,83 @@ static void rnn_state_init(const rr_model *m, float *h) {
     memset(h, 0, rnn_state_floats(m) * sizeof *h);
 }
 
+/* Per-thread scratch of rnn_step: rr_state_feed steps one session at a
+ * time, and a server worker does that for every item of every request, so
+ * the buffers are kept and only grow.  Freed when the thread exits
+ * (pthread key destructor).  The arithmetic does not depend on it. */
+typedef struct step_ctx {
+    float *scratch;         /* (cap) rr_rnn_step_scratch_floats, 64-byte aligned */
+    size_t cap;
+    float **hv;             /* (cap_n) states of the sessions stepped */
+    int32_t *iv;            /* (cap_n) their items */
+    size_t cap_n;
+} step_ctx;
+
+static pthread_key_t step_key;
+static pthread_once_t step_once = PTHREAD_ONCE_INIT;
+
+static void step_ctx_free(void *p) {
+    step_ctx *c = p;
+    if (!c) return;
+    rr_free_aligned(c->scratch);
+    free(c->hv);
+    free(c->iv);
+    free(c);
+}
+
+static void step_key_make(void) { (void)pthread_key_create(&step_key, step_ctx_free); }
+
+/* This thread's scratch with room for n sessions of nf floats, or NULL. */
+static step_ctx *step_ctx_get(size_t nf, size_t n) {
+    pthread_once(&step_once, step_key_make);
+    step_ctx *c = pthread_getspecific(step_key);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) return NULL;
+        if (pthread_setspecific(step_key, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    if (nf > c->cap) {
+        size_t bytes;
+        if (!rr_mul_size(nf, sizeof(float), &bytes)) return NULL;
+        float *p = rr_alloc_aligned(bytes);
+        if (!p) return NULL;
+        rr_free_aligned(c->scratch);
+        c->scratch = p;
+        c->cap = nf;
+    }
+    if (n > c->cap_n) {
+        float **hv = rr_realloc_n(c->hv, n, sizeof *hv);
+        if (hv) c->hv = hv;
+        int32_t *iv = hv ? rr_realloc_n(c->iv, n, sizeof *iv) : NULL;
+        if (iv) c->iv = iv;
+        if (!hv || !iv) return NULL;
+        c->cap_n = n;
+    }
+    return c;
+}
+
 /* Sessions with an out-of-range item are left as they are (the public API
  * validates items before they get here; this guards the rest). */
 static void rnn_step(const rr_model *m, float *const *h, const int32_t *items, size_t n) {
     const rr_rnn *r = m->impl;
     if (n == 0) return;
-    size_t nf = rr_rnn_step_scratch_floats(&r->lay, n);
-    float *scratch = rr_alloc_aligned(nf * sizeof(float));
-    float **hv = rr_malloc_n(n, sizeof *hv);
-    int32_t *iv = rr_malloc_n(n, sizeof *iv);
-    if (scratch && hv && iv) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (items[i] >= 0 && (size_t)items[i] < r->shape.n_items) {
-                hv[k] = h[i];
-                iv[k++] = items[i];
-            }
-        if (k) rr_rnn_step_into(r, hv, iv, k, scratch);
-    } else {
-        /* No memory for scratch: step the sessions one by one with a
-         * stack-free minimal path is not possible either; leave them. */
+    step_ctx *c = step_ctx_get(rr_rnn_step_scratch_floats(&r->lay, n), n);
+    if (!c) {
+        /* No memory for scratch: there is no allocation-free path, so the
+         * sessions are left as they are. */
         rr_log(1, "rnn: out of memory in step for %zu sessions; states not advanced", n);
+        return;
     }
-    rr_free_aligned(scratch);
-    free(hv);
-    free(iv);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i] >= 0 && (size_t)items[i] < r->shape.n_items) {
+            c->hv[k] = h[i];
+            c->iv[k++] = items[i];
+        }
+    if (k) rr_rnn_step_into(r, c->hv, c->iv, k, c->scratch);
 }
 
 static rr_status rnn_score(const rr_model *m, rr_state *const *states, size_t n, float *scores,

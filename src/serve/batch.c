@@ -10,7 +10,6 @@
  * session needs no lock.  rr_recommend keeps its scratch per thread, so a
  * batcher in steady state scores without allocating. */
 #include <math.h>
-#include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,8 +211,10 @@ static rr_sess *sess_apply(srv_shard *sh, srv_job *j, double now) {
 
 static void job_finish(struct rr_server *srv, srv_job *j) {
     (void)srv;
+    /* The waiter is copied first: once done is set the submitter may free j. */
+    srv_waiter w = j->waiter;
     atomic_store_explicit(&j->done, 1, memory_order_release);
-    if (j->conn) MHD_resume_connection(j->conn);
+    if (w.resume) w.resume(w.arg);
 }
 
 /* Takes the next batch off the queue (called with sh->mu held).  Stops at

@@ -69,7 +69,7 @@ typedef struct srv_model {
     double loaded_at;      /* wall-clock seconds since the epoch */
     long long file_bytes;
     uint32_t format_version;
-    char *meta_json;       /* "hyperparameters":{...},"training":{...} */      /* wall-clock seconds since the epoch */
+    char *meta_json;       /* "hyperparameters":{...},"training":{...} */
     char *info;            /* JSON object for GET /v1/model */
     size_t info_len;
     char *brief;           /* {"kind":...,"generation":N} for every answer */
@@ -90,6 +90,15 @@ void srv_model_unref(srv_model *sm);
 /* ----------------------------------------------------------------- jobs */
 
 typedef enum srv_job_kind { JOB_ROWS, JOB_EVENTS, JOB_SESSION_GET, JOB_SESSION_DELETE } srv_job_kind;
+
+/* How the submitter of a job hears that it is done: suspend runs just
+ * before the job is queued (may be NULL), resume on the batcher's thread
+ * once the job is finished (its last touch of the job). */
+typedef struct srv_waiter {
+    void (*suspend)(void *arg);
+    void (*resume)(void *arg);
+    void *arg;
+} srv_waiter;
 
 typedef struct srv_row {
     rr_state *st;      /* owned for JOB_ROWS, borrowed from the session otherwise */
@@ -112,7 +121,7 @@ typedef struct srv_job {
     int failed;
     rr_http_err err;
     double t_enqueue;
-    struct MHD_Connection *conn;
+    srv_waiter waiter;
     struct srv_job *next;   /* queue link */
     atomic_int done;
 } srv_job;
@@ -147,14 +156,88 @@ typedef struct srv_shard {
     size_t top_cap;
 } srv_shard;
 
+/* ------------------------------------------------------ the request seam */
+
+/* One HTTP request as the transport hands it over. */
+typedef struct srv_in {
+    const char *method;           /* "GET", "POST", ... */
+    const char *url;              /* the path, without the query string */
+    const char *content_length;   /* the Content-Length header, or NULL */
+    /* The decoded query argument `key`, or NULL; arg may be NULL (none). */
+    const char *(*arg)(void *ctx, const char *key);
+    void *arg_ctx;
+    int loopback;                 /* the client is on a loopback address */
+} srv_in;
+
+/* One answer. */
+typedef struct srv_out {
+    int status;
+    const char *ctype;            /* Content-Type (a static string) */
+    const char *allow;            /* the Allow header of a 405, else NULL */
+    char *body;                   /* (len) bytes, malloc'd: the caller frees */
+    size_t len;
+} srv_out;
+
+typedef enum srv_next {
+    SRV_ANSWER,   /* out holds the answer */
+    SRV_MORE,     /* deliver the body with srv_req_body, then call srv_req_end */
+    SRV_PENDING,  /* a job is with the batcher: the waiter's resume runs when it
+                     is done, then srv_req_result gives the answer */
+    SRV_DROP,     /* close the connection without an answer (read deadline) */
+    SRV_FAIL      /* out of memory for the answer itself: close */
+} srv_next;
+
+typedef struct srv_conn srv_conn;
+
+typedef struct srv_req {
+    srv_endpoint ep;
+    double t0;
+    char method[8];
+    char path[160];         /* for the log line */
+    char sid[RR_SID_MAX + 1];
+    size_t sid_len;
+    char *body;             /* (cap) request body so far, NUL-terminated */
+    size_t len, cap;
+    int too_large;
+    int answered;           /* an answer has been produced */
+    int status;
+    int batch;              /* EP_BATCH: answer {"results": [...]} */
+    srv_job *job;
+    srv_conn *tc;           /* the transport's connection entry (http.c) */
+} srv_req;
+
+/* The calls of one request, in order: new, begin, body (0 or more times),
+ * end, result (after a SRV_PENDING, once resumed), free.  begin and end
+ * may answer at once; after an answer only free is called.  Thread-safe
+ * for different requests. */
+srv_req *srv_req_new(struct rr_server *s);  /* NULL when out of memory */
+srv_next srv_req_begin(struct rr_server *s, srv_req *rq, const srv_in *in, srv_out *out);
+srv_next srv_req_body(struct rr_server *s, srv_req *rq, const char *data, size_t n);
+srv_next srv_req_end(struct rr_server *s, srv_req *rq, const srv_in *in, srv_out *out, const srv_waiter *w);
+/* SRV_PENDING while the job is not done. */
+srv_next srv_req_result(struct rr_server *s, srv_req *rq, srv_out *out);
+int srv_req_pending(const srv_req *rq);
+/* Counts the request in /metrics, logs it, frees it (accepts NULL). */
+void srv_req_free(struct rr_server *s, srv_req *rq);
+
+/* The whole of one request, blocking until it is answered: what a
+ * transport does, without one.  Returns SRV_ANSWER (out filled; free
+ * out->body), SRV_DROP or SRV_FAIL. */
+srv_next srv_handle(struct rr_server *s, const srv_in *in, const char *body, size_t len, srv_out *out);
+
+/* rr_server_start without the listening socket when with_socket is 0: the
+ * model, the batchers and the cache run, and requests come in through
+ * srv_handle only (the fuzz harness, tests).  rr_server_free stops it. */
+rr_status srv_server_start(rr_server **out, const rr_server_opts *o, int with_socket, rr_error *err);
+
 /* --------------------------------------------------------------- server */
 
-typedef struct srv_conn {
+struct srv_conn {
     int fd;
     double phase_start;     /* connection open or previous request done */
     int in_request;         /* headers received: the handler owns it now */
     struct srv_conn *prev, *next;
-} srv_conn;
+};
 
 struct rr_server {
     rr_server_opts o;

@@ -53,6 +53,8 @@ static bool sbuf_reserve(rr_sbuf *b, size_t n) {
     return true;
 }
 
+bool rr_sbuf_reserve(rr_sbuf *b, size_t n) { return sbuf_reserve(b, n); }
+
 void rr_sbuf_add(rr_sbuf *b, const void *data, size_t n) {
     if (!sbuf_reserve(b, n)) return;
     memcpy(b->p + b->len, data, n);

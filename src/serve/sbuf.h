@@ -20,6 +20,9 @@ void rr_sbuf_init(rr_sbuf *b);
 void rr_sbuf_free(rr_sbuf *b);
 /* Hands the bytes to the caller (free()); NULL if the buffer failed. */
 char *rr_sbuf_take(rr_sbuf *b, size_t *len);
+/* Makes room for n more bytes (one allocation for a known size); false
+ * when the buffer failed. */
+bool rr_sbuf_reserve(rr_sbuf *b, size_t n);
 void rr_sbuf_add(rr_sbuf *b, const void *data, size_t n);
 void rr_sbuf_adds(rr_sbuf *b, const char *s);
 void rr_sbuf_printf(rr_sbuf *b, const char *fmt, ...) RR_PRINTF(2, 3);
