@@ -23,7 +23,7 @@
  * Sections:
  *   "fingerprint"   bytes: "name=value\n" lines (rr_ckpt_fingerprint)
  *   "state"         bytes: "name=value\n" lines, the scalars of rr_ckpt
- *                   (doubles printed with %.17g, which reads back exactly;
+ *                   (doubles with the fewest digits that read back exactly;
  *                   RNG states as four 16-digit hex words) and the layout
  *                   they belong to (n_params, n_moments, L, state widths,
  *                   B, n_streams) and, per stream r, "s<r>.n", "s<r>.next",
@@ -249,6 +249,20 @@ static rr_status kv_rng(const kv *k, const char *key, rr_rng *out, rr_error *err
     return RR_OK;
 }
 
+/* x with the fewest digits that read back as exactly x. */
+static const char *dbl(char buf[32], double x) {
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x) break;
+    }
+    return buf;
+}
+
+static void tx_dbl(text *t, const char *key, double x) {
+    char b[32];
+    tx_add(t, "%s=%s\n", key, dbl(b, x));
+}
+
 static void tx_rng(text *t, const char *key, const rr_rng *r) {
     tx_add(t, "%s=%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 "\n", key, r->s[0], r->s[1], r->s[2],
            r->s[3]);
@@ -313,18 +327,27 @@ rr_status rr_ckpt_fingerprint(char **out, const rr_train_params *p, const rr_dat
     tx_add(&t, "model=%s\nlayers=", p->kind);
     for (size_t l = 0; l < p->n_layers; l++) tx_add(&t, "%s%zu", l ? "," : "", p->layers[l]);
     tx_add(&t, "\nembedding=%ld\ncell-act=%s\n", p->embedding, p->rnn_relu ? "relu" : "tanh");
-    if (p->final_act == RR_ACT_ELU) tx_add(&t, "final-act=elu:%.17g\n", p->final_act_param);
+    char b[32];
+    if (p->final_act == RR_ACT_ELU) tx_add(&t, "final-act=elu:%s\n", dbl(b, p->final_act_param));
     else tx_add(&t, "final-act=%s\n", act_str(p->final_act));
-    tx_add(&t, "loss=%s\nlogq=%.17g\nbpreg=%.17g\nelu-param=%.17g\n", loss_str(p->loss), p->logq, p->bpreg,
-           p->elu_param);
-    tx_add(&t, "batch-size=%zu\nn-sample=%zu\nsample-alpha=%.17g\nsample-cache=%zu\n", p->batch_size, p->n_sample,
-           p->sample_alpha, sample_cache);
-    tx_add(&t, "optim=%s\nlr=%.17g\nmomentum=%.17g\n", optim_str(p->optim), p->lr, p->momentum);
-    if (p->optim == RR_OPT_ADAM)
-        tx_add(&t, "adam-beta1=%.17g\nadam-beta2=%.17g\nadam-eps=%.17g\n", p->adam_beta1, p->adam_beta2,
-               p->adam_eps);
-    tx_add(&t, "clip-norm=%.17g\ndropout-embed=%.17g\ndropout-hidden=%.17g\nseed=%" PRIu64 "\n", p->clip_norm,
-           p->dropout_embed, p->dropout_hidden, p->seed);
+    tx_add(&t, "loss=%s\n", loss_str(p->loss));
+    tx_dbl(&t, "logq", p->logq);
+    tx_dbl(&t, "bpreg", p->bpreg);
+    tx_dbl(&t, "elu-param", p->elu_param);
+    tx_add(&t, "batch-size=%zu\nn-sample=%zu\n", p->batch_size, p->n_sample);
+    tx_dbl(&t, "sample-alpha", p->sample_alpha);
+    tx_add(&t, "sample-cache=%zu\noptim=%s\n", sample_cache, optim_str(p->optim));
+    tx_dbl(&t, "lr", p->lr);
+    tx_dbl(&t, "momentum", p->momentum);
+    if (p->optim == RR_OPT_ADAM) {
+        tx_dbl(&t, "adam-beta1", p->adam_beta1);
+        tx_dbl(&t, "adam-beta2", p->adam_beta2);
+        tx_dbl(&t, "adam-eps", p->adam_eps);
+    }
+    tx_dbl(&t, "clip-norm", p->clip_norm);
+    tx_dbl(&t, "dropout-embed", p->dropout_embed);
+    tx_dbl(&t, "dropout-hidden", p->dropout_hidden);
+    tx_add(&t, "seed=%" PRIu64 "\n", p->seed);
     tx_add(&t, "threads=%d\n", threads);
     fp_data(&t, "data", train);
     if (valid) fp_data(&t, "valid", valid);
@@ -348,6 +371,7 @@ rr_status rr_ckpt_fingerprint_compare(const char *saved, const char *now, bool *
         return s;
     }
     text params = {0}, data = {0};
+    size_t n_data = 0;
     /* every name of either side, each once: saved's, then the ones only now has */
     for (int side = 0; side < 2; side++) {
         const kv *k = side ? &b : &a;
@@ -362,6 +386,10 @@ rr_status rr_ckpt_fingerprint_compare(const char *saved, const char *now, bool *
             }
             bool is_data = !strncmp(key, "data.", 5) || !strncmp(key, "valid", 5);
             text *t = is_data ? &data : &params;
+            if (is_data && ++n_data > 3) {
+                if (n_data == 4) tx_add(t, ", ...");
+                continue;
+            }
             tx_add(t, "%s%s%s %s (now %s)", t->len ? ", " : "", is_data ? "" : "--", key, va ? va : "unset",
                    vb ? vb : "unset");
         }
@@ -555,8 +583,11 @@ rr_status rr_ckpt_write(const char *dir, uint64_t seq, const rr_ckpt *c, const r
     tx_add(&st, "\nB=%zu\nn_streams=%zu\n", lay->B, c->n_streams);
     tx_add(&st, "t=%" PRIu64 "\nsteps_total=%" PRIu64 "\nepoch=%zu\nin_epoch=%d\n", c->t, c->steps_total, c->epoch,
            c->in_epoch ? 1 : 0);
-    tx_add(&st, "loss_sum=%.17g\nevents=%zu\nsteps=%zu\n", c->loss_sum, c->events, c->steps);
-    tx_add(&st, "best_score=%.17g\nbest_mrr=%.17g\nlast_loss=%.17g\n", c->best_score, c->best_mrr, c->last_loss);
+    tx_dbl(&st, "loss_sum", c->loss_sum);
+    tx_add(&st, "events=%zu\nsteps=%zu\n", c->events, c->steps);
+    tx_dbl(&st, "best_score", c->best_score);
+    tx_dbl(&st, "best_mrr", c->best_mrr);
+    tx_dbl(&st, "last_loss", c->last_loss);
     tx_add(&st, "best_epoch=%zu\nsince_best=%zu\nepochs_run=%zu\nlog_bytes=%" PRIu64 "\n", c->best_epoch,
            c->since_best, c->epochs_run, c->log_bytes);
     tx_add(&st, "has_best=%d\nsampler=%d\n", c->has_best ? 1 : 0, c->has_sampler ? 1 : 0);
@@ -725,11 +756,19 @@ static rr_status rf_open(rfile *r, const char *path, rr_error *err) {
     if (s) return s;
     r->n = n;
     r->len = len;
-    /* every section's CRC, in one streaming pass */
+    /* every section's CRC and the zero padding before it, in one
+     * streaming pass: no byte of the file goes unchecked */
     size_t bufsz = (size_t)1 << 20;
     unsigned char *buf = malloc(bufsz);
     if (!buf) return rr_err(err, RR_ERR_NOMEM, "%s: out of memory", path);
+    uint64_t prev_end = hl;
     for (size_t i = 0; i < r->n && !s; i++) {
+        size_t pad = (size_t)(r->s[i].off - prev_end); /* < ALIGN: offsets are the next aligned ones */
+        if (pad >= ALIGN) s = rr_err(err, RR_ERR_FORMAT, "%s: %zu bytes of padding before section '%s'", path, pad, r->s[i].name);
+        if (!s && pad) s = rf_read_at(r, prev_end, buf, pad, err);
+        for (size_t j = 0; j < pad && !s; j++)
+            if (buf[j]) s = rr_err(err, RR_ERR_CHECKSUM, "%s: damaged padding before section '%s'", path, r->s[i].name);
+        prev_end = r->s[i].off + r->s[i].len;
         uint32_t c = 0;
         for (uint64_t o = 0; o < r->s[i].len && !s; o += bufsz) {
             size_t k = r->s[i].len - o < bufsz ? (size_t)(r->s[i].len - o) : bufsz;
@@ -839,7 +878,7 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
     c->has_sampler = (int)has_sampler;
     /* consistency of the counters among themselves */
     if (c->epochs_run > c->epoch || c->best_epoch > c->epochs_run || c->since_best > c->epochs_run ||
-        (!c->in_epoch && (c->events || c->steps)) || c->steps > c->steps_total || c->t > c->steps_total)
+        c->steps > c->steps_total || c->t > c->steps_total)
         return rr_err(err, RR_ERR_RANGE,
                       "%s: inconsistent counters (epoch %zu, epochs run %zu, best epoch %zu, since best %zu, "
                       "steps %zu of %" PRIu64 ", optimiser steps %" PRIu64 ")",
@@ -849,8 +888,9 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
     if (!c->has_best && c->best_epoch)
         return rr_err(err, RR_ERR_RANGE, "%s: best epoch %zu but no best weights", path, c->best_epoch);
     if (c->has_sampler != lay->has_sampler)
-        return rr_err(err, RR_ERR_RANGE, "%s: sampler position %s, this run %s one", path,
-                      c->has_sampler ? "saved" : "absent", lay->has_sampler ? "needs" : "has none");
+        return rr_err(err, RR_ERR_RANGE, "%s: %s, but this run draws %s", path,
+                      c->has_sampler ? "sampler position saved" : "no sampler position",
+                      lay->has_sampler ? "negatives" : "no negatives");
     if (c->has_sampler) {
         s = kv_rng(k, "sampler.rng", &c->sampler.rng, err);
         if (!s) s = kv_u64(k, "sampler.refills", &c->sampler.refills, err);
