@@ -9,7 +9,12 @@
  * 3. diginetica-srgnn from $RR_SHARED_DATA when present: train = sessions
  *    1..186,670, test = 186,671.. (the SR-GNN split, 60,858 targets), for
  *    POP and, when built in, spop and markov.
- * Usage: bench_eval [threads] [gru-only]   (gru-only 1: only part 2) */
+ *    Each GRU run is made twice, with the exact engine (screen off) and
+ *    with the quantised screen (nn/screen.h), on the same model and data:
+ *    targets/s of both, their ratio, and the share of (session, item)
+ *    pairs the screen could not decide and rescored exactly.
+ * Usage: bench_eval [threads] [gru-only] [H]
+ *   gru-only 1: only part 2;  H: only that width (100 or 512) in part 2 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +22,10 @@
 #include <time.h>
 
 #include "data/dataset.h"
+#include "eval/eval.h"
 #include "models/model.h"
 #include "models/rnn.h"
+#include "nn/screen.h"
 #include "rnnrec.h"
 #include "util/util.h"
 
@@ -147,21 +154,39 @@ static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, in
     rr_model *m = gru_model(train, H, rng, &err);
     if (!m) return die(&err);
     for (int t = 1; t <= max_threads; t++) {
-        rr_eval_params p;
-        rr_eval_params_default(&p);
-        p.threads = t;
-        rr_eval_result r;
-        double c0 = cpu_seconds();
-        if (rr_evaluate(m, test, &p, &r, &err)) return die(&err);
-        double cpu = cpu_seconds() - c0;
-        double tps = (double)r.n_targets / r.seconds, flop = 2.0 * (double)H * (double)r.n_items;
-        /* On a shared machine the wall clock says how much CPU we got; the
-         * process CPU time (spin-waits included) says what the work cost. */
-        printf("synthetic gru H %-4zu threads %d: %zu targets, %zu items, %.3f s (cpu %.3f s), %.0f targets/s, "
-               "%.0f targets/cpu-s, %.1f GFLOP/s of the 2HN floor, Recall@20 %.6f MRR@20 %.6f\n",
-               H, t, r.n_targets, r.n_items, r.seconds, cpu, tps, (double)r.n_targets / cpu, tps * flop * 1e-9,
-               r.recall[3], r.mrr[3]);
-        fflush(stdout);
+        double base = 0;
+        for (int screened = 0; screened <= 1; screened++) {
+            rr_eval_params p;
+            rr_eval_params_default(&p);
+            p.threads = t;
+            rr_eval_result r;
+            rr_screen_force_off(!screened);
+            rr_fused_screen_stats(NULL, NULL, NULL, 1);
+            double c0 = cpu_seconds();
+            if (rr_evaluate(m, test, &p, &r, &err)) return die(&err);
+            double cpu = cpu_seconds() - c0;
+            double tps = (double)r.n_targets / r.seconds, flop = 2.0 * (double)H * (double)r.n_items;
+            /* On a shared machine the wall clock says how much CPU we got;
+             * the process CPU time (spin-waits included) says what the work
+             * cost. */
+            printf("synthetic gru H %-4zu threads %d %s: %zu targets, %zu items, %.3f s (cpu %.3f s), %.0f targets/s, "
+                   "%.0f targets/cpu-s, %.1f GFLOP/s of the 2HN floor, Recall@20 %.6f MRR@20 %.6f\n",
+                   H, t, screened ? "screen" : "exact ", r.n_targets, r.n_items, r.seconds, cpu, tps,
+                   (double)r.n_targets / cpu, tps * flop * 1e-9, r.recall[3], r.mrr[3]);
+            if (screened) {
+                size_t pairs, nr, ntop;
+                rr_fused_screen_stats(&pairs, &nr, &ntop, 1);
+                printf("  screen: %.3f%% of pairs rescored for ranks, %.3f%% for top-20 (%.1f + %.1f per target); "
+                       "speed-up %.2fx (cpu time)\n",
+                       pairs ? 100.0 * (double)nr / (double)pairs : 0.0,
+                       pairs ? 100.0 * (double)ntop / (double)pairs : 0.0, (double)nr / (double)r.n_targets,
+                       (double)ntop / (double)r.n_targets, base > 0 ? base / cpu : 0.0);
+            } else {
+                base = cpu;
+            }
+            fflush(stdout);
+        }
+        rr_screen_force_off(0);
     }
     rr_model_free(m);
     return 0;
@@ -196,7 +221,10 @@ int main(int argc, char **argv) {
     /* a quarter of the test sessions (~16k targets) keeps H 512 short */
     rr_dataset *gtest = synth(&rng, ni, 4000, 5, cdf);
     free(cdf);
-    if (run_gru(100, train, gtest, max_threads, &rng) || run_gru(512, train, gtest, max_threads, &rng)) return 1;
+    size_t only_h = argc > 3 ? (size_t)atoi(argv[3]) : 0;
+    if ((only_h != 512 && run_gru(100, train, gtest, max_threads, &rng)) ||
+        (only_h != 100 && run_gru(512, train, gtest, max_threads, &rng)))
+        return 1;
     rr_dataset_free(gtest);
     rr_dataset_free(train);
     rr_dataset_free(test);

@@ -73,6 +73,20 @@ void rr_fused_force_avx2(int on);
 rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out,
                         rr_error *err);
 
+/* The same results (bit for bit) with the screen of nn/screen.h: scr built
+ * by rr_screen_new from the head's W and b (NULL, a non-linear head, k above
+ * RR_FUSED_MERGE_MAX or a CPU without the screen's instructions: the plain
+ * engine).  Items are first scored approximately with a rigorous error
+ * bound; only those the bound cannot place get their exact score. */
+struct rr_screen;
+rr_status rr_fused_rank_screened(const rr_fused_job *job, const struct rr_screen *scr, rr_fused_scratch **scratch,
+                                 rr_fused_out *out, rr_error *err);
+
+/* Testing / benchmark hook: (session, item) pairs screened, and how many
+ * were rescored exactly for the rank counts and for the top lists, over all
+ * screened calls since the last reset (reset != 0 clears them). */
+void rr_fused_screen_stats(size_t *pairs, size_t *rank_rescored, size_t *top_rescored, int reset);
+
 /* Inserts (v, j) into a top list sorted best first, of *cnt entries and
  * capacity k; v is known to beat the list's threshold.  Equal scores stay
  * in arrival order (so ties keep the lower index when items arrive in

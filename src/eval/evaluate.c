@@ -35,7 +35,10 @@
  * skip the score block: fused.c scores the block's rows a tile by a slice
  * of items at a time and updates ranks and top-K from the cache, with
  * exactly the results of the block path (rr_eval_force_unfused selects
- * that path, for tests).  A slot whose session ends takes the next session.
+ * that path, for tests).  With a linear final activation the fused path
+ * first scores with the quantised screen of nn/screen.h (built once per
+ * evaluation) and rescores exactly only the items its error bound cannot
+ * place: the same results again, bit for bit.  A slot whose session ends takes the next session.
  * Threads: for recurrent kinds they split each block's items (fused) or
  * rows; for history-only kinds each thread runs its own engine on sessions
  * from a shared queue (see rr_evaluate).  Per-target values are summed in exact 128-bit fixed point
@@ -59,6 +62,7 @@
 #include "eval/eval.h"
 #include "models/head.h"
 #include "models/model.h"
+#include "nn/screen.h"
 #include "nn/gemm.h"
 #include "util/util.h"
 
@@ -165,6 +169,7 @@ typedef struct engine {
     size_t *n_seen, *ng, *ne; /* (B) */
     float *tsc;         /* (B) target scores */
     rr_fused_scratch *fz;
+    rr_screen *scr;     /* the head's quantised screen (NULL: exact scoring only) */
 } engine;
 
 static void engine_free(engine *g) {
@@ -190,6 +195,7 @@ static void engine_free(engine *g) {
     free(g->ne);
     free(g->tsc);
     rr_fused_scratch_free(g->fz);
+    rr_screen_free(g->scr);
     memset(g, 0, sizeof *g);
 }
 
@@ -227,6 +233,11 @@ static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax
             g->ne = rr_malloc_n(B, sizeof *g->ne);
             g->tsc = rr_malloc_n(B, sizeof *g->tsc);
             ok = g->vecs && g->seen && g->n_seen && g->ng && g->ne && g->tsc;
+            /* built once per evaluation; NULL when the head or the CPU
+             * cannot be screened (fused.c then scores exactly) */
+            if (ok && g->head.act == RR_ACT_LINEAR &&
+                rr_screen_new(&g->scr, g->head.W, g->head.b, g->head.N, g->head.D, NULL) != RR_OK)
+                ok = 0;
         }
         for (size_t b = 0; ok && b < B; b++) ok = (g->st[b] = rr_state_new(m)) != NULL;
     }
@@ -272,7 +283,7 @@ static rr_status rank_rows_fused(engine *g, size_t n_rows, const rr_eval_params 
     rr_fused_job job = {&g->head, g->vecs, n_rows, g->target, p->exclude_seen ? g->seen : NULL, g->n_seen,
                         g->kmax, nt};
     rr_fused_out out = {g->tsc, g->ng, g->ne, g->top, g->tops, g->ntop};
-    rr_status s = rr_fused_rank(&job, &g->fz, &out, err);
+    rr_status s = rr_fused_rank_screened(&job, g->scr, &g->fz, &out, err);
     if (s) return s;
     for (size_t r = 0; r < n_rows; r++)
         g->rank[r] = g->tsc[r] > -INFINITY ? tie_rank(p->ties, g->ng[r], g->ne[r]) : 0.0;

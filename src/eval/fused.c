@@ -33,10 +33,12 @@
 
 #include "eval/eval.h"
 #include "models/head.h"
+#include "nn/screen.h"
 #include "util/util.h"
 
 #define T RR_HEAD_TILE
 #define MAX_THREADS 64
+#define BATCH 16 /* exact rescorings handed to rr_head_score_pairs at once */
 
 static int force_avx2_scan;
 
@@ -50,6 +52,17 @@ typedef struct fz_thread {
     size_t *cnt;      /* (n) entries in each top list */
     int32_t *ti;      /* (n, k) top items, best first */
     float *ts;        /* (n, k) their scores */
+    /* screened path (see "Screened ranking" below) */
+    float *lthr;      /* (n_tiles * T) L: skip an item whose upper bound is below it */
+    float *lbs;       /* (n, k) best k lower bounds seen, best first */
+    size_t *lcnt;     /* (n) entries in lbs */
+    int32_t *cj;      /* (n, C) deferred top-k candidates: items ... */
+    float *cy, *cd;   /* (n, C) ... their screen scores and bounds */
+    size_t *ccnt;     /* (n) candidates held */
+    size_t n_exact_rank, n_exact_top; /* exact rescorings done */
+    size_t nb;                        /* rank-band pairs waiting (< BATCH) */
+    int32_t br[BATCH], bj[BATCH];     /* their sessions, items, ... */
+    float by[BATCH];                  /* ... screen scores */
 } fz_thread;
 
 struct rr_fused_scratch {
@@ -58,6 +71,11 @@ struct rr_fused_scratch {
     float *hp;        /* (n_tiles, D, T) packed session vectors */
     float *tvec;      /* (n_tiles * T) target score per lane (NaN: none) */
     fz_thread th[MAX_THREADS];
+    /* screened path */
+    size_t sc_cap_n, sc_cap_C, sc_cap_D2;
+    int sc_cap_nt;
+    int32_t *hq;              /* (n_tiles, D2, T) quantised session vectors */
+    rr_screen_lanes *lanes;   /* (n_tiles) their lane parameters */
 };
 
 static void thread_free(fz_thread *t) {
@@ -68,6 +86,13 @@ static void thread_free(fz_thread *t) {
     free(t->cnt);
     free(t->ti);
     free(t->ts);
+    free(t->lthr);
+    free(t->lbs);
+    free(t->lcnt);
+    free(t->cj);
+    free(t->cy);
+    free(t->cd);
+    free(t->ccnt);
     memset(t, 0, sizeof *t);
 }
 
@@ -76,6 +101,8 @@ void rr_fused_scratch_free(rr_fused_scratch *s) {
     for (int t = 0; t < MAX_THREADS; t++) thread_free(&s->th[t]);
     rr_free_aligned(s->hp);
     free(s->tvec);
+    rr_free_aligned(s->hq);
+    free(s->lanes);
     free(s);
 }
 
@@ -124,6 +151,54 @@ static rr_status scratch_reserve(rr_fused_scratch **sp, size_t n, size_t k, size
     s->cap_D = cD;
     s->cap_S = cS;
     s->cap_nt = cnt_;
+    s->sc_cap_n = 0; /* thread_free dropped the screened buffers too */
+    return RR_OK;
+}
+
+/* The screened path's buffers (after scratch_reserve): n sessions,
+ * candidate lists of C, D2 pairs, nt threads. */
+static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t C, size_t D2, int nt,
+                                rr_error *err) {
+    if (n <= s->sc_cap_n && C <= s->sc_cap_C && D2 <= s->sc_cap_D2 && nt <= s->sc_cap_nt && k <= s->cap_k)
+        return RR_OK;
+    size_t cn = s->cap_n, ck = s->cap_k, cC = C > s->sc_cap_C ? C : s->sc_cap_C;
+    size_t cD2 = D2 > s->sc_cap_D2 ? D2 : s->sc_cap_D2;
+    int cnt_ = s->cap_nt;
+    size_t tiles = (cn + T - 1) / T, lanes = tiles * T, hqn, nk, nc;
+    bool ok = rr_mul_size(lanes, cD2, &hqn) && rr_mul_size(hqn, sizeof(int32_t), &hqn) && rr_mul_size(cn, ck, &nk) &&
+              rr_mul_size(cn, cC, &nc);
+    if (!ok) return rr_err(err, RR_ERR_NOMEM, "ranking scratch: %zu sessions x %zu is too large", n, k);
+    rr_free_aligned(s->hq);
+    free(s->lanes);
+    s->hq = rr_alloc_aligned(hqn ? hqn : 64);
+    s->lanes = rr_malloc_n(tiles ? tiles : 1, sizeof *s->lanes);
+    ok = s->hq && s->lanes;
+    for (int t = 0; t < cnt_ && ok; t++) {
+        fz_thread *th = &s->th[t];
+        free(th->lthr);
+        free(th->lbs);
+        free(th->lcnt);
+        free(th->cj);
+        free(th->cy);
+        free(th->cd);
+        free(th->ccnt);
+        th->lthr = rr_malloc_n(lanes, sizeof *th->lthr);
+        th->lbs = rr_malloc_n(nk ? nk : 1, sizeof *th->lbs);
+        th->lcnt = rr_malloc_n(cn, sizeof *th->lcnt);
+        th->cj = rr_malloc_n(nc, sizeof *th->cj);
+        th->cy = rr_malloc_n(nc, sizeof *th->cy);
+        th->cd = rr_malloc_n(nc, sizeof *th->cd);
+        th->ccnt = rr_malloc_n(cn, sizeof *th->ccnt);
+        ok = th->lthr && th->lbs && th->lcnt && th->cj && th->cy && th->cd && th->ccnt;
+    }
+    if (!ok) {
+        s->sc_cap_n = 0;
+        return rr_err(err, RR_ERR_NOMEM, "out of memory for ranking scratch (%zu sessions)", n);
+    }
+    s->sc_cap_n = cn;
+    s->sc_cap_C = cC;
+    s->sc_cap_D2 = cD2;
+    s->sc_cap_nt = cnt_;
     return RR_OK;
 }
 
@@ -289,6 +364,8 @@ typedef struct fz_ctx {
     size_t n_tiles, S, P;
     size_t chunk, n_chunks;  /* items per chunk (a multiple of 12), chunks */
     size_t next;             /* next chunk to take (atomic) */
+    const rr_screen *scr;    /* screened path when not NULL */
+    size_t C;                /* candidate list capacity (screened) */
 } fz_ctx;
 
 /* Clears thread t's accumulators for n sessions. */
@@ -300,7 +377,17 @@ static void thread_reset(const fz_ctx *c, int t) {
         th->ng[l] = th->ne[l] = 0;
     }
     memset(th->cnt, 0, n * sizeof *th->cnt);
+    th->n_exact_rank = th->n_exact_top = 0;
+    th->nb = 0;
+    if (c->scr) {
+        memcpy(th->lthr, th->thr, c->n_tiles * T * sizeof *th->lthr);
+        memset(th->lcnt, 0, n * sizeof *th->lcnt);
+        memset(th->ccnt, 0, n * sizeof *th->ccnt);
+    }
 }
+
+static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b);
+static void flush_all(const fz_ctx *c, int t);
 
 /* Items a .. b-1 for every session, into thread t's accumulators. */
 static void run_items(const fz_ctx *c, int t, size_t a, size_t b) {
@@ -339,8 +426,278 @@ static void run_thread(fz_ctx *c, int t) {
         ch = c->next++;
         if (ch >= c->n_chunks) break;
         size_t a = ch * c->chunk, b = c->job->h->N - a < c->chunk ? c->job->h->N : a + c->chunk;
-        run_items(c, t, a, b);
+        if (c->scr) run_items_screened(c, t, a, b);
+        else run_items(c, t, a, b);
     }
+    if (c->scr) flush_all(c, t);
+}
+
+/* ---- Screened ranking (nn/screen.h).
+ * The tile kernel gives every (session, item) a screen score Y with a
+ * rigorous bound Delta on |x - Y|, x the exact score (the value
+ * rr_head_score_one returns, bit for bit).  Rank counts: an item with
+ * fl(Y - t) > Delta is above the target's exact score t, one with
+ * fl(Y - t) < -Delta below it; only the rest (the uncertain band) is
+ * rescored exactly, and counted as the unfused scan counts it.
+ * Top-k: L is a lower bound on the k-th best exact score of the thread's
+ * items, the larger of the k-th best exact score in the thread's list and
+ * the k-th best lower bound fma(-2, Delta, Y) seen so far (k items score at
+ * least that much).  An item with fl(Y - L) < -Delta scores below L, so
+ * below the k-th best: it is in no top list.  The others are held as
+ * candidates (item, Y, Delta), in increasing item order; when the buffer
+ * fills it is filtered with the L of that moment, and at the end of the
+ * thread's items the survivors are rescored exactly, in order, and go
+ * through the same strict insertion as the unfused scan.  The exact list
+ * is then the top-k of a superset of the true top-k taken in index order:
+ * the unfused scan's list, ties included.  Deferring the rescoring until L
+ * has risen keeps it to about k items per session and thread, instead of
+ * the k ln(N / k) insertions a running threshold would make. */
+
+static int64_t stat_screened, stat_rank, stat_top; /* rr_fused_screen_stats */
+
+void rr_fused_screen_stats(size_t *pairs, size_t *rank_rescored, size_t *top_rescored, int reset) {
+    int64_t a, b, c;
+#pragma omp atomic read
+    a = stat_screened;
+#pragma omp atomic read
+    b = stat_rank;
+#pragma omp atomic read
+    c = stat_top;
+    if (pairs) *pairs = (size_t)a;
+    if (rank_rescored) *rank_rescored = (size_t)b;
+    if (top_rescored) *top_rescored = (size_t)c;
+    if (reset) {
+#pragma omp atomic write
+        stat_screened = 0;
+#pragma omp atomic write
+        stat_rank = 0;
+#pragma omp atomic write
+        stat_top = 0;
+    }
+}
+
+/* Exact scores come from rr_head_score_pairs (rr_head_score_one's bits);
+ * a screen score of -inf marks an excluded item (screen scores are finite
+ * otherwise, screen.h), whose exact score is -inf. */
+
+/* Rescores session r's candidates that L does not rule out, in order,
+ * into its exact top list. */
+static void flush_session(const fz_ctx *c, fz_thread *th, size_t r) {
+    const size_t k = c->job->k, C = c->C;
+    const size_t m = th->ccnt[r];
+    const float *v[BATCH];
+    int32_t jb[BATCH];
+    size_t qb[BATCH];
+    float x[BATCH];
+    for (size_t i = 0; i < BATCH; i++) v[i] = c->job->vecs[r];
+    for (size_t q = 0; q < m;) {
+        /* the next BATCH candidates the current L leaves, scored at once */
+        size_t nb = 0;
+        for (; q < m && nb < BATCH; q++)
+            if (!(th->cy[r * C + q] - th->lthr[r] < -th->cd[r * C + q])) {
+                qb[nb] = q;
+                jb[nb++] = th->cj[r * C + q];
+            }
+        rr_head_score_pairs(c->job->h, v, jb, nb, x);
+        th->n_exact_top += nb;
+        for (size_t i = 0; i < nb; i++) {
+            float xi = th->cy[r * C + qb[i]] == -INFINITY ? -INFINITY : x[i]; /* excluded */
+            if (xi > th->thr[r]) {
+                rr_top_insert(th->ts + r * k, th->ti + r * k, &th->cnt[r], k, xi, jb[i]);
+                if (th->cnt[r] == k) {
+                    th->thr[r] = th->ts[r * k + k - 1];
+                    if (th->thr[r] > th->lthr[r]) th->lthr[r] = th->thr[r];
+                }
+            }
+        }
+    }
+    th->ccnt[r] = 0;
+}
+
+static void flush_all(const fz_ctx *c, int t) {
+    fz_thread *th = &c->s->th[t];
+    for (size_t r = 0; r < c->job->n; r++) flush_session(c, th, r);
+}
+
+/* Inserts v (known to beat the k-th entry) into a list sorted best first. */
+static void lb_insert(float *ls, size_t *cnt, size_t k, float v) {
+    size_t p = *cnt < k ? *cnt : k;
+    while (p > 0 && ls[p - 1] < v) p--;
+    if (*cnt < k) (*cnt)++;
+    if (*cnt - 1 > p) memmove(ls + p + 1, ls + p, (*cnt - 1 - p) * sizeof *ls);
+    ls[p] = v;
+}
+
+/* Item j passed session r's L test with screen score y and bound dl: its
+ * lower bound may raise L, and it joins the candidates. */
+static void candidate(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float y, float dl) {
+    const size_t k = c->job->k, C = c->C;
+    float lb = fmaf(-2.0f, dl, y);
+    float lbk = th->lcnt[r] == k ? th->lbs[r * k + k - 1] : -INFINITY;
+    if (lb > lbk) {
+        lb_insert(th->lbs + r * k, &th->lcnt[r], k, lb);
+        if (th->lcnt[r] == k && th->lbs[r * k + k - 1] > th->lthr[r]) th->lthr[r] = th->lbs[r * k + k - 1];
+    }
+    if (th->ccnt[r] == C) {
+        /* full: drop what the current L rules out; flush if that frees
+         * too little */
+        size_t w = 0;
+        for (size_t q = 0; q < C; q++) {
+            float qy = th->cy[r * C + q], qd = th->cd[r * C + q];
+            if (qy - th->lthr[r] < -qd) continue;
+            th->cj[r * C + w] = th->cj[r * C + q];
+            th->cy[r * C + w] = qy;
+            th->cd[r * C + w++] = qd;
+        }
+        th->ccnt[r] = w;
+        if (w > C / 2) flush_session(c, th, r);
+    }
+    size_t q = th->ccnt[r]++;
+    th->cj[r * C + q] = j;
+    th->cy[r * C + q] = y;
+    th->cd[r * C + q] = dl;
+}
+
+/* Counts the waiting rank-band pairs with their exact scores. */
+static void band_flush(const fz_ctx *c, fz_thread *th) {
+    const float *v[BATCH];
+    float x[BATCH];
+    size_t nb = th->nb;
+    if (!nb) return;
+    for (size_t i = 0; i < nb; i++) v[i] = c->job->vecs[th->br[i]];
+    rr_head_score_pairs(c->job->h, v, th->bj, nb, x);
+    for (size_t i = 0; i < nb; i++) {
+        size_t r = (size_t)th->br[i];
+        float xi = th->by[i] == -INFINITY ? -INFINITY : x[i], t = c->s->tvec[r];
+        th->ng[r] += xi > t;
+        th->ne[r] += xi == t;
+    }
+    th->n_exact_rank += nb;
+    th->nb = 0;
+}
+
+/* A rank-band pair (lane, item): its exact score decides, in batches. */
+static inline void band_item(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float y) {
+    th->br[th->nb] = (int32_t)r;
+    th->bj[th->nb] = j;
+    th->by[th->nb++] = y;
+    if (th->nb == BATCH) band_flush(c, th);
+}
+
+/* The screened scan of one tile's slice (lanes r0 .. r0+nt-1), portable. */
+static void scan_screened_plain(const fz_ctx *c, fz_thread *th, const rr_screen_lanes *ln, size_t r0, size_t nt,
+                                const float *buf, size_t S, size_t j0, int with_rank) {
+    const rr_screen *sc = c->scr;
+    const float *tv = c->s->tvec + r0;
+    for (size_t jj = 0; jj < S; jj++) {
+        int32_t j = (int32_t)(j0 + jj);
+        for (size_t i = 0; i < nt; i++) {
+            size_t r = r0 + i;
+            float y = buf[jj * T + i], dl = rr_screen_delta(sc, ln, i, (size_t)j, y);
+            if (with_rank && !isnan(tv[i])) {
+                float d = y - tv[i];
+                if (d > dl) th->ng[r]++;
+                else if (!(d < -dl)) band_item(c, th, r, j, y);
+            }
+            if (!(y - th->lthr[r] < -dl)) candidate(c, th, r, j, y, dl);
+        }
+    }
+}
+
+#ifdef HAVE_AVX2_PATH
+/* The same with the 16 lanes in one register: the bound, both rank
+ * compares and the L test are vector operations; the band and the
+ * candidates (a few per thousand items) leave the register. */
+__attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx *c, fz_thread *th,
+                                                                   const rr_screen_lanes *ln, size_t r0, size_t nt,
+                                                                   const float *buf, size_t S, size_t j0,
+                                                                   int with_rank) {
+    const rr_screen *sc = c->scr;
+    const float *tvp = c->s->tvec + r0;
+    float *Lp = th->lthr + r0;
+    const __m512 av = _mm512_loadu_ps(ln->a), cv = _mm512_loadu_ps(ln->c), u6 = _mm512_set1_ps(sc->u6);
+    const __m512 tv = _mm512_loadu_ps(tvp), zero = _mm512_setzero_ps();
+    const __m512i one = _mm512_set1_epi32(1);
+    const __mmask16 vmask = (__mmask16)(nt >= T ? 0xffffu : (1u << nt) - 1u);
+    const __mmask16 rmask = with_rank ? (__mmask16)(vmask & _mm512_cmp_ps_mask(tv, tv, _CMP_ORD_Q)) : 0;
+    __m512 Lv = _mm512_loadu_ps(Lp);
+    __m512i g = _mm512_setzero_si512();
+    float ys[T], ds[T];
+    for (size_t jj = 0; jj < S; jj++) {
+        size_t j = j0 + jj;
+        __m512 y = _mm512_load_ps(buf + jj * T);
+        __m512 dl = _mm512_fmadd_ps(
+            av, _mm512_set1_ps(sc->rho[j]),
+            _mm512_fmadd_ps(cv, _mm512_set1_ps(sc->rn[j]), _mm512_fmadd_ps(u6, _mm512_abs_ps(y), _mm512_set1_ps(sc->beta[j]))));
+        __m512 ndl = _mm512_sub_ps(zero, dl);
+        if (rmask) {
+            __m512 d = _mm512_sub_ps(y, tv);
+            __mmask16 above = _mm512_mask_cmp_ps_mask(rmask, d, dl, _CMP_GT_OQ);
+            __mmask16 below = _mm512_cmp_ps_mask(d, ndl, _CMP_LT_OQ);
+            g = _mm512_mask_add_epi32(g, above, g, one);
+            unsigned band = (unsigned)rmask & ~(unsigned)above & ~(unsigned)below;
+            if (RR_UNLIKELY(band)) {
+                _mm512_storeu_ps(ys, y);
+                while (band) {
+                    unsigned i = (unsigned)__builtin_ctz(band);
+                    band &= band - 1;
+                    band_item(c, th, r0 + i, (int32_t)j, ys[i]);
+                }
+            }
+        }
+        unsigned keep = (unsigned)vmask & ~(unsigned)_mm512_cmp_ps_mask(_mm512_sub_ps(y, Lv), ndl, _CMP_LT_OQ);
+        if (RR_UNLIKELY(keep)) {
+            _mm512_storeu_ps(ys, y);
+            _mm512_storeu_ps(ds, dl);
+            while (keep) {
+                unsigned i = (unsigned)__builtin_ctz(keep);
+                keep &= keep - 1;
+                candidate(c, th, r0 + i, (int32_t)j, ys[i], ds[i]);
+            }
+            Lv = _mm512_loadu_ps(Lp);
+        }
+    }
+    if (rmask) {
+        int32_t lg[T];
+        _mm512_storeu_si512(lg, g);
+        for (size_t i = 0; i < nt; i++) th->ng[r0 + i] += (size_t)(uint32_t)lg[i];
+    }
+}
+#endif
+
+/* run_items for the screened path: the same loops, the screen kernel. */
+static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b) {
+    const rr_fused_job *job = c->job;
+    const rr_screen *sc = c->scr;
+    fz_thread *th = &c->s->th[t];
+    const size_t n = job->n, D2 = sc->D2;
+    const int with_rank = job->target != NULL;
+    for (size_t p0 = 0; p0 < c->n_tiles; p0 += c->P) {
+        size_t p1 = p0 + c->P < c->n_tiles ? p0 + c->P : c->n_tiles;
+        for (size_t j0 = a; j0 < b; j0 += c->S) {
+            size_t j1 = b - j0 < c->S ? b : j0 + c->S;
+            for (size_t tl = p0; tl < p1; tl++) {
+                size_t r0 = tl * T, nt = n - r0 < T ? n - r0 : T;
+                const rr_screen_lanes *ln = &c->s->lanes[tl];
+                rr_screen_tile(sc, c->s->hq + tl * D2 * T, ln, j0, j1, th->buf);
+                if (job->seen)
+                    for (size_t i = 0; i < nt; i++) {
+                        const int32_t *sv = job->seen[r0 + i];
+                        for (size_t q = 0; q < job->n_seen[r0 + i]; q++)
+                            if ((size_t)sv[q] >= j0 && (size_t)sv[q] < j1)
+                                th->buf[((size_t)sv[q] - j0) * T + i] = -INFINITY;
+                    }
+#ifdef HAVE_AVX2_PATH
+                if (use_avx512()) {
+                    scan_screened_avx512(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank);
+                    continue;
+                }
+#endif
+                scan_screened_plain(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank);
+            }
+        }
+    }
+    band_flush(c, th);
 }
 
 /* out = the best k of two lists ordered by (score desc, index asc), in the
@@ -361,6 +718,11 @@ static size_t merge2(const float *xs, const int32_t *xi, size_t nx, const float 
 }
 
 rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_fused_out *out, rr_error *err) {
+    return rr_fused_rank_screened(job, NULL, scratch, out, err);
+}
+
+rr_status rr_fused_rank_screened(const rr_fused_job *job, const rr_screen *scr, rr_fused_scratch **scratch,
+                                 rr_fused_out *out, rr_error *err) {
     const rr_head *h = job->h;
     const size_t n = job->n, N = h->N, D = h->D, k = job->k;
     if (n == 0) return RR_OK;
@@ -385,9 +747,17 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
     size_t P = (256u << 10) / (D * T * sizeof(float));
     if (P < 1) P = 1;
     if (P > 16) P = 16;
+    /* The screen needs a linear head (the bound is on the raw score), the
+     * table it was built from, and a top list short enough to merge on the
+     * stack. */
+    if (scr && (h->act != RR_ACT_LINEAR || scr->N != N || scr->D != D || scr->b != h->b ||
+                k > RR_FUSED_MERGE_MAX || !rr_screen_supported()))
+        scr = NULL;
     rr_status st = scratch_reserve(scratch, n, k, D, S, nt, err);
     if (st) return st;
     rr_fused_scratch *s = *scratch;
+    const size_t C = 2 * k + 64;
+    if (scr && (st = screen_reserve(s, n, k, C, scr->D2, nt, err))) return st;
     fz_ctx c;
     c.job = job;
     c.s = s;
@@ -401,9 +771,12 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
     c.chunk = chunk;
     c.n_chunks = (N + chunk - 1) / chunk;
     c.next = 0;
+    c.scr = scr;
+    c.C = C;
     for (size_t tl = 0; tl < c.n_tiles; tl++) {
         size_t r0 = tl * T, m = n - r0 < T ? n - r0 : T;
-        rr_head_pack(h, s->hp + tl * D * T, job->vecs + r0, m);
+        if (scr) rr_screen_pack(scr, s->hq + tl * scr->D2 * T, &s->lanes[tl], job->vecs + r0, m);
+        else rr_head_pack(h, s->hp + tl * D * T, job->vecs + r0, m);
     }
     for (size_t l = 0; l < c.n_tiles * T; l++) s->tvec[l] = NAN;
     if (job->target)
@@ -429,6 +802,19 @@ rr_status rr_fused_rank(const rr_fused_job *job, rr_fused_scratch **scratch, rr_
         }
     } else {
         run_thread(&c, 0);
+    }
+    if (scr) {
+        int64_t nr = 0, ntp = 0;
+        for (int t = 0; t < nt; t++) {
+            nr += (int64_t)s->th[t].n_exact_rank;
+            ntp += (int64_t)s->th[t].n_exact_top;
+        }
+#pragma omp atomic
+        stat_screened += (int64_t)(n * N);
+#pragma omp atomic
+        stat_rank += nr;
+#pragma omp atomic
+        stat_top += ntp;
     }
     /* Merge the threads' results. */
     for (size_t i = 0; i < n; i++) {

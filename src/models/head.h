@@ -60,6 +60,10 @@ void rr_head_score_tile(const rr_head *h, const float *hp, size_t n, size_t j0, 
 /* s_j for one vector v, bit-identical to the tile kernels' value. */
 float rr_head_score_one(const rr_head *h, const float *v, int32_t j);
 
+/* out[p] = s_{j[p]} of vector v[p], p < n: rr_head_score_one's bits, with
+ * eight chains in flight (the screened ranking's exact rescoring). */
+void rr_head_score_pairs(const rr_head *h, const float *const *v, const int32_t *j, size_t n, float *out);
+
 /* Full rows: scores (n, N) = s_j of vecs[i], for ops->score.  scratch holds
  * rr_head_rows_scratch_floats(h) floats, 64-byte aligned. */
 size_t rr_head_rows_scratch_floats(const rr_head *h);

@@ -1,0 +1,283 @@
+/* screen.c - the quantised screen of a linear head (screen.h): table and
+ * session quantisation, the AVX-512 VNNI tile kernel with a plain twin that
+ * gives the same bits, and the scalar bound.
+ *
+ * The tile kernel has the layout of head.c's fp32 kernels: a tile's 16
+ * session vectors transposed (hq (D2, 16), one session per int32 lane, two
+ * int16 components per lane), the table walked in its natural (N, D2)
+ * layout, one item's int16 pair broadcast per step into 12 accumulators
+ * (12 items at a time).  One vpdpwssd does 32 multiply-adds, twice an fp32
+ * FMA's 16 at the same issue rate. */
+#include "nn/screen.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+#define T RR_SCREEN_TILE
+#define NORM_CAP 46340.0   /* 46340^2 < 2^31: |p . q| fits an int32 */
+#define NORM_AIM 46000.0   /* scale target, room for the rounding of components */
+#define MAG_MAX 0x1p60     /* largest norm / bias screened */
+#define MARGIN (1.0 + 0x1p-16)
+#define SIGMA 0x1p-110
+#define U 0x1p-24
+
+static int force_off;
+
+void rr_screen_force_off(int on) { force_off = on; }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_VNNI_PATH 1
+#endif
+
+static int cpu_vnni(void) {
+#ifdef HAVE_VNNI_PATH
+    static int cached = -1;
+    if (cached < 0)
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vnni");
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+bool rr_screen_supported(void) { return !force_off && cpu_vnni(); }
+
+/* The smallest float >= x (x finite, >= 0). */
+static float float_up(double x) {
+    float f = (float)x;
+    if ((double)f < x) f = nextafterf(f, INFINITY);
+    return f;
+}
+
+/* Quantises v (D floats) to q (D int16) with scale *scale: ||q|| <= NORM_CAP,
+ * |q_k| <= 32767.  Returns false when v is not screenable (non-finite or
+ * ||v|| > MAG_MAX).  *norm = ||v||, *qnorm = ||scale q||, *resid =
+ * ||v - scale q||, all in double (their relative errors, ~D 2^-53, are far
+ * inside MARGIN). */
+static bool quantise(const float *v, size_t D, int16_t *q, float *scale, double *norm, double *qnorm,
+                     double *resid) {
+    double ss = 0.0, mx = 0.0;
+    for (size_t k = 0; k < D; k++) {
+        double x = (double)v[k];
+        if (!isfinite(x)) return false;
+        ss += x * x;
+        if (fabs(x) > mx) mx = fabs(x);
+    }
+    double n = sqrt(ss);
+    if (!(n <= MAG_MAX)) return false;
+    *norm = n;
+    double s = fmax(n / NORM_AIM, mx / 32767.0);
+    if (s < 0x1p-126) s = 0x1p-126; /* a normal scale; tiny vectors end up mostly in the rest */
+    for (;;) {
+        float sf = float_up(s);
+        int64_t q2 = 0;
+        bool ok = true;
+        for (size_t k = 0; k < D && ok; k++) {
+            long r = lrint((double)v[k] / (double)sf);
+            if (r > 32767 || r < -32767) ok = false;
+            else {
+                q[k] = (int16_t)r;
+                q2 += (int64_t)r * r;
+            }
+        }
+        if (ok && (double)q2 <= NORM_CAP * NORM_CAP) {
+            double rs = 0.0;
+            for (size_t k = 0; k < D; k++) {
+                double e = (double)v[k] - (double)sf * (double)q[k]; /* the product is exact */
+                rs += e * e;
+            }
+            *scale = sf;
+            *qnorm = (double)sf * sqrt((double)q2);
+            *resid = sqrt(rs);
+            return true;
+        }
+        s *= 1.001;
+    }
+}
+
+static inline int32_t pair(const int16_t *q, size_t D, size_t k2) {
+    uint32_t lo = (uint16_t)q[2 * k2], hi = 2 * k2 + 1 < D ? (uint16_t)q[2 * k2 + 1] : 0u;
+    return (int32_t)(lo | hi << 16);
+}
+
+void rr_screen_free(rr_screen *s) {
+    if (!s) return;
+    rr_free_aligned(s->wq);
+    free(s->ws);
+    free(s->rho);
+    free(s->rn);
+    free(s->beta);
+    free(s);
+}
+
+rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t N, size_t D, rr_error *err) {
+    *out = NULL;
+    if (!rr_screen_supported() || N == 0 || D == 0) return RR_OK;
+    rr_screen *s = calloc(1, sizeof *s);
+    size_t D2 = (D + 1) / 2, cells, bytes;
+    if (!s || !rr_mul_size(N, D2, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes)) {
+        free(s);
+        return rr_err(err, RR_ERR_NOMEM, "screen: %zu items x %zu is too large", N, D);
+    }
+    s->N = N;
+    s->D = D;
+    s->D2 = D2;
+    s->b = b;
+    s->gamma = (double)D * U / (1.0 - (double)D * U);
+    s->u6 = float_up(MARGIN * 6.0 * U);
+    s->wq = rr_alloc_aligned(bytes);
+    s->ws = rr_malloc_n(N, sizeof *s->ws);
+    s->rho = rr_malloc_n(N, sizeof *s->rho);
+    s->rn = rr_malloc_n(N, sizeof *s->rn);
+    s->beta = rr_malloc_n(N, sizeof *s->beta);
+    int16_t *q = rr_malloc_n(D, sizeof *q);
+    if (!s->wq || !s->ws || !s->rho || !s->rn || !s->beta || !q) {
+        free(q);
+        rr_screen_free(s);
+        return rr_err(err, RR_ERR_NOMEM, "screen: out of memory for %zu items x %zu", N, D);
+    }
+    bool ok = true;
+    for (size_t j = 0; j < N && ok; j++) {
+        double n, qn, rs;
+        ok = isfinite(b[j]) && fabs((double)b[j]) <= MAG_MAX && quantise(W + j * D, D, q, &s->ws[j], &n, &qn, &rs);
+        if (!ok) break;
+        for (size_t k2 = 0; k2 < D2; k2++) s->wq[j * D2 + k2] = pair(q, D, k2);
+        s->rho[j] = float_up(MARGIN * rs);
+        s->rn[j] = float_up(MARGIN * n);
+        s->beta[j] = float_up(MARGIN * (4.0 * U * fabs((double)b[j]) + SIGMA));
+    }
+    free(q);
+    if (!ok) {
+        rr_screen_free(s); /* not screenable: the caller keeps to the exact path */
+        return RR_OK;
+    }
+    *out = s;
+    return RR_OK;
+}
+
+void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const float *const *vecs, size_t n) {
+    const size_t D = s->D, D2 = s->D2;
+    int16_t q[2 * 1024];
+    int16_t *qb = D <= 2 * 1024 ? q : rr_malloc_n(D, sizeof *qb);
+    memset(hq, 0, D2 * T * sizeof *hq);
+    for (size_t i = 0; i < T; i++) {
+        ln->sh[i] = 0.0f;
+        ln->a[i] = 0.0f;
+        ln->c[i] = 0.0f;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double nn, qn, rs;
+        float sc;
+        if (!qb || !quantise(vecs[i], D, qb, &sc, &nn, &qn, &rs)) {
+            ln->a[i] = INFINITY; /* never decided by the screen */
+            continue;
+        }
+        for (size_t k2 = 0; k2 < D2; k2++) hq[k2 * T + i] = pair(qb, D, k2);
+        ln->sh[i] = sc;
+        ln->a[i] = float_up(MARGIN * qn);
+        ln->c[i] = float_up(MARGIN * (rs + s->gamma * nn));
+    }
+    if (qb != q) free(qb);
+}
+
+float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j, float y) {
+    return fmaf(ln->a[i], s->rho[j], fmaf(ln->c[i], s->rn[j], fmaf(s->u6, fabsf(y), s->beta[j])));
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+/* Y = fma(float(P), sh sw_j, b_j): one rounding fewer than screen.h counts. */
+static void tile_plain(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1,
+                       float *out) {
+    const size_t D2 = s->D2;
+    for (size_t j = j0; j < j1; j++) {
+        const int32_t *w = s->wq + j * D2;
+        for (size_t i = 0; i < T; i++) {
+            int64_t acc = 0;
+            for (size_t k2 = 0; k2 < D2; k2++) {
+                int32_t x = hq[k2 * T + i], y = w[k2];
+                acc += (int64_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff) +
+                       (int64_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
+            }
+            out[(j - j0) * T + i] = fmaf((float)(int32_t)acc, ln->sh[i] * s->ws[j], s->b[j]);
+        }
+    }
+}
+
+#ifdef HAVE_VNNI_PATH
+#define WP(q) *w##q = W + (j + q < j1 ? j + q : j1 - 1) * D2
+#define DP(q) a##q = _mm512_dpwssd_epi32(a##q, hv, _mm512_set1_epi32(w##q[k2]))
+#define ST(q)                                                                                      \
+    do {                                                                                           \
+        if (j + q < j1)                                                                            \
+            _mm512_store_ps(o + q * T, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##q),                   \
+                                                       _mm512_mul_ps(shv, _mm512_set1_ps(ws[j + q])), \
+                                                       _mm512_set1_ps(b[j + q])));                 \
+    } while (0)
+
+/* 16 sessions x 12 items per step.  As in head.c, each k step prefetches
+ * one cache line of the next group's rows (D2 lines of 64 bytes >= the 48
+ * D2 bytes of 12 rows); items past j1 re-read row j1-1 and are not stored. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(const rr_screen *s, const int32_t *hq,
+                                                                          const rr_screen_lanes *ln, size_t j0,
+                                                                          size_t j1, float *out) {
+    const size_t D2 = s->D2;
+    const int32_t *W = s->wq;
+    const float *ws = s->ws, *b = s->b;
+    const __m512 shv = _mm512_loadu_ps(ln->sh);
+    for (size_t j = j0; j < j1; j += 12) {
+        const int32_t WP(0), WP(1), WP(2), WP(3), WP(4), WP(5), WP(6), WP(7), WP(8), WP(9), WP(10), WP(11);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
+                a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+        size_t nx = j + 12 < s->N ? j + 12 : s->N - 1;
+        const uintptr_t pf = (uintptr_t)(W + nx * D2);
+        const int32_t *p = hq;
+        for (size_t k2 = 0; k2 < D2; k2++, p += T) {
+            _mm_prefetch((const char *)(pf + 64 * k2), _MM_HINT_T0);
+            __m512i hv = _mm512_load_si512((const void *)p);
+            DP(0);
+            DP(1);
+            DP(2);
+            DP(3);
+            DP(4);
+            DP(5);
+            DP(6);
+            DP(7);
+            DP(8);
+            DP(9);
+            DP(10);
+            DP(11);
+        }
+        float *o = out + (j - j0) * T;
+        ST(0);
+        ST(1);
+        ST(2);
+        ST(3);
+        ST(4);
+        ST(5);
+        ST(6);
+        ST(7);
+        ST(8);
+        ST(9);
+        ST(10);
+        ST(11);
+    }
+}
+#endif
+
+void rr_screen_tile(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1,
+                    float *out) {
+    if (j1 <= j0) return;
+#ifdef HAVE_VNNI_PATH
+    if (cpu_vnni() && !force_off) {
+        tile_vnni(s, hq, ln, j0, j1, out);
+        return;
+    }
+#endif
+    tile_plain(s, hq, ln, j0, j1, out);
+}

@@ -1,0 +1,327 @@
+/* test_screen.c - the quantised screen (nn/screen.h) and the screened
+ * ranking engine (rr_fused_rank_screened) against exact fp32 references.
+ *
+ * 1. Bound: on random and adversarial heads (huge and tiny norms, large
+ *    biases, zero rows and vectors, D odd and not a multiple of 32, N not
+ *    a multiple of the 12-item step), every (session, item) pair obeys
+ *    |x - Y| <= Delta in double, fma(-2, Delta, Y) <= x, and the float
+ *    decisions of fused.c (fl(Y - t) > Delta => x > t, fl(Y - t) < -Delta
+ *    => x < t) hold against every target score t of the session; the VNNI
+ *    kernel and its plain twin give the same bits.
+ * 2. Engine: rr_fused_rank_screened gives exactly the rank counts, target
+ *    scores and top lists (items and score bits) of a reference built here
+ *    from ordered fp32 fma chains and rr_rank_scan, on heads with exact ties
+ *    (duplicated rows, quantised weights), near-ties (rows one ulp apart),
+ *    wide dynamic range, non-finite and huge session vectors, exclusions,
+ *    k from 1 to 256, 1..3 threads, the AVX-512 and portable scans.
+ * 3. A table with a non-finite weight is not screened (rr_screen_new gives
+ *    NULL), and the engine then still answers exactly.
+ * Prints the share of pairs the screen left to the exact path. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "eval/eval.h"
+#include "models/head.h"
+#include "nn/screen.h"
+#include "util/util.h"
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+typedef struct thead {
+    rr_head h;
+    float *W, *b;
+} thead;
+
+/* kind 0 uniform, 1 quantised + duplicated rows, 2 near-ties (rows one ulp
+ * from an earlier one), 3 wide dynamic range and large biases, 4 zero rows. */
+static void head_make(thead *t, rr_rng *g, size_t N, size_t D, int kind) {
+    t->W = rr_alloc_aligned(N * D * sizeof(float));
+    t->b = rr_alloc_aligned(N * sizeof(float));
+    for (size_t j = 0; j < N; j++) {
+        float sc = kind == 3 ? ldexpf(1.0f, (int)rr_rng_below(g, 100) - 60) : 1.0f;
+        for (size_t k = 0; k < D; k++) {
+            float u = rr_rng_uniformf(g) - 0.5f;
+            t->W[j * D + k] = kind == 1 ? floorf(u * 4.0f) * 0.25f : u * sc;
+        }
+        t->b[j] = kind == 1 ? 0.0f : kind == 3 ? (rr_rng_uniformf(g) - 0.5f) * ldexpf(1.0f, 30) : 0.1f * (rr_rng_uniformf(g) - 0.5f);
+        if (kind == 4 && j % 5 == 0) {
+            memset(t->W + j * D, 0, D * sizeof(float));
+            t->b[j] = 0.0f;
+        }
+    }
+    if (kind == 1 || kind == 2)
+        for (size_t j = 3; j < N; j += 3) {
+            size_t src = (size_t)rr_rng_below(g, j);
+            memcpy(t->W + j * D, t->W + src * D, D * sizeof(float));
+            t->b[j] = t->b[src];
+            if (kind == 2) {
+                size_t k = (size_t)rr_rng_below(g, D);
+                t->W[j * D + k] = nextafterf(t->W[j * D + k], rr_rng_below(g, 2) ? INFINITY : -INFINITY);
+            }
+        }
+    t->h.W = t->W;
+    t->h.b = t->b;
+    t->h.N = N;
+    t->h.D = D;
+    t->h.off = 0;
+    t->h.act = RR_ACT_LINEAR;
+    t->h.act_param = 0.0;
+}
+
+static void head_free(thead *t) {
+    rr_free_aligned(t->W);
+    rr_free_aligned(t->b);
+}
+
+/* n vectors of D: uniform, quantised when kind 1, scaled when kind 3; with
+ * specials, vector 0 is zero, 1 has a NaN, 2 an inf, 3 a norm of 2^70. */
+static float *vectors(rr_rng *g, size_t n, size_t D, int kind, int specials) {
+    float *v = rr_alloc_aligned(n * D * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) {
+        float sc = kind == 3 ? ldexpf(1.0f, (int)rr_rng_below(g, 80) - 40) : 1.0f;
+        for (size_t k = 0; k < D; k++) {
+            float u = 2.0f * rr_rng_uniformf(g) - 1.0f;
+            v[i * D + k] = kind == 1 ? floorf(u * 2.0f) * 0.5f : u * sc;
+        }
+    }
+    if (specials && n > 4) {
+        memset(v, 0, D * sizeof(float));
+        v[1 * D] = NAN;
+        v[2 * D + D / 2] = INFINITY;
+        for (size_t k = 0; k < D; k++) v[3 * D + k] = ldexpf(v[3 * D + k], 70);
+    }
+    return v;
+}
+
+/* The exact score by its definition (head.h): ordered fma chain, + b. */
+static float ref_score(const thead *t, const float *v, size_t j) {
+    float acc = 0.0f;
+    for (size_t k = 0; k < t->h.D; k++) acc = fmaf(v[k], t->W[j * t->h.D + k], acc);
+    return acc + t->b[j];
+}
+
+/* ------------------------------------------------------------- bound */
+
+static void test_bound(void) {
+    rr_rng g;
+    rr_rng_seed(&g, 5);
+    size_t pairs = 0, bad_bound = 0, bad_lb = 0, bad_dec = 0, bad_bits = 0, decided = 0;
+    const int trials = check_small() ? 6 : 15;
+    for (int trial = 0; trial < trials; trial++) {
+        size_t N = 1 + (size_t)rr_rng_below(&g, 400), D = 1 + (size_t)rr_rng_below(&g, 140);
+        if (trial == 0) D = 1;
+        if (trial == 1) D = 33;
+        int kind = trial % 5;
+        thead t;
+        head_make(&t, &g, N, D, kind);
+        size_t n = 1 + (size_t)rr_rng_below(&g, 16);
+        float *v = vectors(&g, n, D, kind, trial % 2);
+        const float *vecs[16];
+        for (size_t i = 0; i < n; i++) vecs[i] = v + i * D;
+        rr_screen *sc = NULL;
+        rr_error err;
+        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, &err), &err);
+        CHECK(sc != NULL);
+        if (!sc) {
+            head_free(&t);
+            rr_free_aligned(v);
+            continue;
+        }
+        int32_t *hq = rr_alloc_aligned(sc->D2 * RR_SCREEN_TILE * sizeof(int32_t));
+        rr_screen_lanes ln;
+        rr_screen_pack(sc, hq, &ln, vecs, n);
+        float *y = rr_alloc_aligned(N * RR_SCREEN_TILE * sizeof(float)), *y2 = rr_alloc_aligned(N * RR_SCREEN_TILE * sizeof(float));
+        rr_screen_tile(sc, hq, &ln, 0, N, y);
+        rr_screen_force_off(1);
+        rr_screen_tile(sc, hq, &ln, 0, N, y2);
+        rr_screen_force_off(0);
+        for (size_t x = 0; x < N * RR_SCREEN_TILE; x++) bad_bits += !same_bits(y[x], y2[x]);
+        for (size_t i = 0; i < n; i++) {
+            float ts[8];
+            for (int q = 0; q < 8; q++) ts[q] = ref_score(&t, vecs[i], (size_t)rr_rng_below(&g, N));
+            for (size_t j = 0; j < N; j++) {
+                float Y = y[j * RR_SCREEN_TILE + i], dl = rr_screen_delta(sc, &ln, i, j, Y);
+                float xs = ref_score(&t, vecs[i], j);
+                CHECK(same_bits(xs, rr_head_score_one(&t.h, vecs[i], (int32_t)j)));
+                pairs++;
+                if (ln.a[i] == INFINITY) continue; /* unscreened lane: nothing is claimed */
+                if (!(fabs((double)xs - (double)Y) <= (double)dl)) bad_bound++;
+                if (!(fmaf(-2.0f, dl, Y) <= xs)) bad_lb++;
+                for (int q = 0; q < 8; q++) {
+                    float d = Y - ts[q];
+                    if (d > dl) {
+                        decided++;
+                        bad_dec += !(xs > ts[q]);
+                    } else if (d < -dl) {
+                        decided++;
+                        bad_dec += !(xs < ts[q]);
+                    }
+                }
+            }
+        }
+        rr_free_aligned(hq);
+        rr_free_aligned(y);
+        rr_free_aligned(y2);
+        rr_screen_free(sc);
+        head_free(&t);
+        rr_free_aligned(v);
+    }
+    printf("  bound: %zu pairs, %zu decisions\n", pairs, decided);
+    CHECK_MSG(bad_bound == 0, "%zu of %zu pairs outside |x - Y| <= Delta", bad_bound, pairs);
+    CHECK_MSG(bad_lb == 0, "%zu lower bounds above the exact score", bad_lb);
+    CHECK_MSG(bad_dec == 0, "%zu of %zu screen decisions wrong", bad_dec, decided);
+    CHECK_MSG(bad_bits == 0, "%zu screen scores differ between the VNNI and plain kernels", bad_bits);
+    CHECK(decided > pairs); /* the screen decides most comparisons */
+}
+
+/* ------------------------------------------------------------- engine */
+
+static size_t engine_case(thead *t, rr_rng *g, size_t n, int kind, int specials, size_t *bad_out) {
+    const size_t N = t->h.N, D = t->h.D;
+    float *v = vectors(g, n, D, kind, specials);
+    const float **vecs = malloc(n * sizeof *vecs);
+    int32_t *target = malloc(n * sizeof *target), *seenbuf = malloc(n * 8 * sizeof *seenbuf);
+    const int32_t **seen = malloc(n * sizeof *seen);
+    size_t *n_seen = malloc(n * sizeof *n_seen);
+    for (size_t i = 0; i < n; i++) {
+        vecs[i] = v + i * D;
+        target[i] = (int32_t)rr_rng_below(g, N);
+        n_seen[i] = (size_t)rr_rng_below(g, 8);
+        for (size_t q = 0; q < n_seen[i]; q++)
+            seenbuf[i * 8 + q] = q == 0 && i % 5 == 0 ? target[i] : (int32_t)rr_rng_below(g, N);
+        seen[i] = seenbuf + i * 8;
+    }
+    float *rows = malloc(n * N * sizeof *rows);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < N; j++) rows[i * N + j] = ref_score(t, vecs[i], j);
+    rr_screen *sc = NULL;
+    rr_error err;
+    CHECK_OK(rr_screen_new(&sc, t->W, t->b, N, D, &err), &err);
+    size_t cases = 0, bad = 0;
+    const size_t ks[] = {1, 7, 20, 256};
+    for (int excl = 0; excl < 2; excl++) {
+        float *rr = malloc(n * N * sizeof *rr);
+        memcpy(rr, rows, n * N * sizeof *rr);
+        for (size_t i = 0; excl && i < n; i++)
+            for (size_t q = 0; q < n_seen[i]; q++) rr[i * N + (size_t)seen[i][q]] = -INFINITY;
+        for (size_t ik = 0; ik < 4; ik++) {
+            size_t k = ks[ik] < N ? ks[ik] : N;
+            int32_t *rt = malloc(n * k * sizeof *rt), *ft = malloc(n * k * sizeof *ft);
+            float *rs = malloc(n * k * sizeof *rs), *fs = malloc(n * k * sizeof *fs), *tsc = malloc(n * sizeof *tsc);
+            size_t *rg = malloc(n * sizeof *rg), *re = malloc(n * sizeof *re), *rn = malloc(n * sizeof *rn);
+            size_t *fg = malloc(n * sizeof *fg), *fe = malloc(n * sizeof *fe), *fn = malloc(n * sizeof *fn);
+            for (size_t i = 0; i < n; i++)
+                rn[i] = rr_rank_scan(rr + i * N, N, rr[i * N + (size_t)target[i]], k, &rg[i], &re[i], rt + i * k,
+                                     rs + i * k);
+            for (int var = 0; var < 4; var++) {
+                int nt = var < 3 ? var + 1 : 1;
+                rr_rank_force_portable(var == 3);
+                rr_fused_scratch *fz = NULL;
+                rr_fused_job job = {&t->h, vecs, n, target, excl ? seen : NULL, n_seen, k, nt};
+                rr_fused_out out = {tsc, fg, fe, ft, fs, fn};
+                CHECK_OK(rr_fused_rank_screened(&job, sc, &fz, &out, &err), &err);
+                for (size_t i = 0; i < n; i++) {
+                    int ok = fg[i] == rg[i] && fe[i] == re[i] && fn[i] == rn[i] &&
+                             same_bits(tsc[i], rr[i * N + (size_t)target[i]]);
+                    for (size_t q = 0; ok && q < rn[i]; q++)
+                        ok = ft[i * k + q] == rt[i * k + q] && same_bits(fs[i * k + q], rs[i * k + q]);
+                    if (!ok && bad < 5)
+                        fprintf(stderr, "screened mismatch: kind %d N %zu D %zu n %zu k %zu excl %d threads %d "
+                                        "portable %d row %zu: ng %zu/%zu ne %zu/%zu ntop %zu/%zu\n",
+                                kind, N, D, n, k, excl, nt, var == 3, i, fg[i], rg[i], fe[i], re[i], fn[i], rn[i]);
+                    bad += !ok;
+                    cases++;
+                }
+                /* top lists only, the same scratch */
+                job.target = NULL;
+                CHECK_OK(rr_fused_rank_screened(&job, sc, &fz, &out, &err), &err);
+                for (size_t i = 0; i < n; i++) {
+                    int ok = fn[i] == rn[i];
+                    for (size_t q = 0; ok && q < rn[i]; q++) ok = ft[i * k + q] == rt[i * k + q];
+                    bad += !ok;
+                    cases++;
+                }
+                rr_fused_scratch_free(fz);
+                rr_rank_force_portable(0);
+            }
+            free(rt);
+            free(ft);
+            free(rs);
+            free(fs);
+            free(tsc);
+            free(rg);
+            free(re);
+            free(rn);
+            free(fg);
+            free(fe);
+            free(fn);
+        }
+        free(rr);
+    }
+    rr_screen_free(sc);
+    free(rows);
+    free(vecs);
+    free(target);
+    free(seenbuf);
+    free(seen);
+    free(n_seen);
+    rr_free_aligned(v);
+    *bad_out += bad;
+    return cases;
+}
+
+static void test_engine(void) {
+    rr_rng g;
+    rr_rng_seed(&g, 11);
+    const int small = check_small();
+    size_t cases = 0, bad = 0;
+    rr_fused_screen_stats(NULL, NULL, NULL, 1);
+    for (int trial = 0; trial < (small ? 5 : 12); trial++) {
+        int kind = trial % 5;
+        size_t N = 1 + (size_t)rr_rng_below(&g, trial < 3 ? 50 : (small ? 1200 : 3000));
+        size_t D = 1 + (size_t)rr_rng_below(&g, 100), n = 1 + (size_t)rr_rng_below(&g, small ? 40 : 70);
+        thead t;
+        head_make(&t, &g, N, D, kind);
+        cases += engine_case(&t, &g, n, kind, trial % 2, &bad);
+        head_free(&t);
+    }
+    size_t pairs, nr, ntop;
+    rr_fused_screen_stats(&pairs, &nr, &ntop, 1);
+    printf("  engine: %zu cases; %zu pairs screened, %.2f%% rescored for ranks, %.2f%% for top lists\n", cases,
+           pairs, pairs ? 100.0 * (double)nr / (double)pairs : 0.0, pairs ? 100.0 * (double)ntop / (double)pairs : 0.0);
+    CHECK(pairs > 0);
+    CHECK_MSG(bad == 0, "%zu of %zu screened rankings differ from the exact reference", bad, cases);
+}
+
+/* A non-finite weight: no screen, and the engine stays exact. */
+static void test_unscreenable(void) {
+    rr_rng g;
+    rr_rng_seed(&g, 3);
+    thead t;
+    head_make(&t, &g, 300, 20, 0);
+    t.W[17 * 20 + 3] = INFINITY;
+    rr_screen dummy;
+    rr_screen *sc = &dummy; /* must be overwritten */
+    rr_error err;
+    CHECK_OK(rr_screen_new(&sc, t.W, t.b, 300, 20, &err), &err);
+    CHECK(sc == NULL);
+    size_t bad = 0;
+    engine_case(&t, &g, 9, 0, 0, &bad);
+    CHECK(bad == 0);
+    head_free(&t);
+}
+
+int main(void) {
+    if (!rr_screen_supported()) {
+        printf("SKIP: this CPU lacks AVX-512 VNNI: the screen is off and evaluation uses the exact engine\n");
+        return 0;
+    }
+    test_bound();
+    test_engine();
+    test_unscreenable();
+    return check_summary("test_screen");
+}
