@@ -7,7 +7,7 @@ PREFIX  ?= /usr/local
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-fast test-asan demo bench install clean fuzz fuzz-ci
+.PHONY: all deps build test test-fast test-asan test-mpi demo bench install clean fuzz fuzz-ci
 
 all: build
 
@@ -29,6 +29,16 @@ test-asan: deps
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 RR_TEST_SCALE=small ctest --output-on-failure -j $(JOBS)
 
 test: test-fast test-asan
+
+# `make test-mpi`: an extra build with -DRR_MPI=ON (Open MPI, found by
+# CMake's FindMPI) and the MPI tests, run through mpirun --oversubscribe
+# at 2 and 3 ranks (tests/mpi_*; docs/distributed.md).  The other builds
+# need no MPI.
+MPI_BUILD ?= build-mpi-ci
+test-mpi: deps
+	cmake -S . -B $(MPI_BUILD) -DCMAKE_BUILD_TYPE=Release -DRR_WERROR=ON -DRR_MPI=ON $(CMAKE_FLAGS)
+	cmake --build $(MPI_BUILD) -j $(JOBS) --target rnnrec mpi_dist
+	cd $(MPI_BUILD) && OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ctest --output-on-failure -R '^mpi_'
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)/rnnrec

@@ -60,6 +60,8 @@ struct rr_dist_xchg {
     int P;
     size_t wU, wE, n_items, max_rows, max_erows;
     size_t block_words;      /* the largest block one rank may send */
+    int dense_in_gather;     /* P = 2: the dense blob rides in the gather */
+    size_t n_dense;
     xhdr *hdr;               /* (P) */
     int *counts, *displs;    /* (P) words of each rank's block, its offset */
     uint32_t *recv;          /* (P, block_words) the blocks, back to back */
@@ -85,14 +87,21 @@ void rr_dist_xchg_free(rr_dist_xchg *x) {
 }
 
 rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows, size_t wU,
-                           size_t wE, size_t n_items, rr_error *err) {
+                           size_t wE, size_t n_items, size_t n_dense, rr_error *err) {
     *out = NULL;
     if (!d) return rr_err(err, RR_ERR_ARG, "rr_dist_xchg_new: no MPI world");
     const size_t P = (size_t)d->size;
-    /* block words: urows + gB + gU (max_rows (2 + wU)), erows + gE (max_erows (1 + wE)) */
+    /* Two ranks: each receives the other's blob whole (n_dense floats, what
+     * a ring allreduce moves too, 2 (P - 1) / P n_dense), one collective
+     * fewer per step.  More ranks: the allreduce (its volume stays ~2
+     * n_dense while a gather's grows as P - 1). */
+    const int fold = P == 2;
+    /* block words: urows + gB + gU (max_rows (2 + wU)), erows + gE
+     * (max_erows (1 + wE)), the dense blob when folded */
     size_t a, b, words, total, cu, ce;
     bool ok = rr_add_size(wU, 2, &a) && rr_mul_size(max_rows, a, &a) && rr_add_size(wE, 1, &b) &&
-              rr_mul_size(max_erows, b, &b) && rr_add_size(a, b, &words) && rr_mul_size(words, P, &total) &&
+              rr_mul_size(max_erows, b, &b) && rr_add_size(a, b, &words) &&
+              rr_add_size(words, fold ? n_dense : 0, &words) && rr_mul_size(words, P, &total) &&
               total <= (size_t)INT_MAX && rr_mul_size(max_rows, P, &cu) && rr_mul_size(max_erows, P, &ce) &&
               rr_mul_size(cu, wU, &a) && rr_mul_size(ce, wE, &b) && rr_mul_size(a, sizeof(float), &a) &&
               rr_mul_size(b, sizeof(float), &b);
@@ -110,6 +119,8 @@ rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows
     x->max_rows = max_rows;
     x->max_erows = max_erows;
     x->block_words = words;
+    x->dense_in_gather = fold;
+    x->n_dense = n_dense;
     x->hdr = rr_malloc_n(P, sizeof *x->hdr);
     x->counts = rr_malloc_n(P, sizeof *x->counts);
     x->displs = rr_malloc_n(P, sizeof *x->displs);
@@ -135,11 +146,13 @@ void rr_dist_traffic_get(const rr_dist_xchg *x, rr_dist_traffic *t) { *t = x->tr
 void rr_dist_traffic_reset(rr_dist_xchg *x) { memset(&x->tr, 0, sizeof x->tr); }
 
 static size_t block_words(const rr_dist_xchg *x, const xhdr *h) {
-    return (size_t)(h->nU * (2 + x->wU) + h->nE * (1 + x->wE) - (h->nU - h->nUb));
+    return (size_t)(h->nU * (2 + x->wU) + h->nE * (1 + x->wE) - (h->nU - h->nUb)) +
+           (x->dense_in_gather ? x->n_dense : 0);
 }
 
-/* One rank's block: urows (nU) | gB (nUb) | gU (nU, wU) | erows (nE) | gE (nE, wE). */
-static void pack(const rr_dist_xchg *x, uint32_t *w, const rr_dist_rows *r) {
+/* One rank's block: urows (nU) | gB (nUb) | gU (nU, wU) | erows (nE) |
+ * gE (nE, wE) [| dense (n_dense), folded]. */
+static void pack(const rr_dist_xchg *x, uint32_t *w, const rr_dist_rows *r, const float *dense) {
     memcpy(w, r->urows, r->nU * sizeof *w);
     w += r->nU;
     memcpy(w, r->gB, r->nUb * sizeof *w);
@@ -149,6 +162,8 @@ static void pack(const rr_dist_xchg *x, uint32_t *w, const rr_dist_rows *r) {
     memcpy(w, r->erows, r->nE * sizeof *w);
     w += r->nE;
     memcpy(w, r->gE, r->nE * x->wE * sizeof *w);
+    w += r->nE * x->wE;
+    if (x->dense_in_gather) memcpy(w, dense, x->n_dense * sizeof *w);
 }
 
 static void unpack(const rr_dist_xchg *x, const uint32_t *w, const xhdr *h, rr_dist_rows *r) {
@@ -164,6 +179,11 @@ static void unpack(const rr_dist_xchg *x, const uint32_t *w, const xhdr *h, rr_d
     r->erows = (int32_t *)(uintptr_t)w;
     w += r->nE;
     r->gE = (float *)(uintptr_t)w;
+}
+
+/* The folded dense blob of a block (after its rows). */
+static const float *block_dense(const rr_dist_xchg *x, const uint32_t *w, const xhdr *h) {
+    return (const float *)(uintptr_t)(w + block_words(x, h) - x->n_dense);
 }
 
 /* Adds row `row` with gradient g (width) (and By gradient *gb when not
@@ -188,7 +208,8 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
                                 double *loss_sum, uint64_t *rows, rr_dist_rows *all, rr_error *err) {
     const double t0 = MPI_Wtime();
     const int P = x->P, me = x->d->rank;
-    if (mine->nU > x->max_rows || mine->nE > x->max_erows || mine->nUb > mine->nU || n_dense > (size_t)INT_MAX)
+    if (mine->nU > x->max_rows || mine->nE > x->max_erows || mine->nUb > mine->nU || n_dense != x->n_dense ||
+        n_dense > (size_t)INT_MAX)
         return rr_err(err, RR_ERR_INTERNAL, "distributed step: %zu rows exceed the exchange's %zu", mine->nU,
                       x->max_rows);
     /* 1. headers */
@@ -208,8 +229,17 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
         loss += q->loss;     /* rank order: the same sum everywhere */
         nrows += q->rows;
     }
+    *loss_sum = loss;
+    *rows = nrows;
+    x->tr.hdr_bytes += (uint64_t)P * sizeof h;
+    if (nrows == 0) {
+        /* every rank is out of rows: the epoch is over, nothing to combine */
+        memset(all, 0, sizeof *all);
+        x->tr.seconds += MPI_Wtime() - t0;
+        return RR_OK;
+    }
     /* 2. row blocks: this rank's packed in place, then everyone's */
-    pack(x, x->recv + x->displs[me], mine);
+    pack(x, x->recv + x->displs[me], mine, gdense);
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, x->counts, x->displs, MPI_UINT32_T,
                    MPI_COMM_WORLD);
     /* merge: output rows of every rank (rank order), then the input-only
@@ -236,8 +266,18 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
             merge_row(x->map, x->erows, x->gE, NULL, &nE, x->wE, b.erows[u], b.gE + u * x->wE, NULL);
     }
     for (size_t u = 0; u < nE; u++) x->map[x->erows[u]] = -1;
-    /* 3. the dense blob */
-    if (n_dense) MPI_Allreduce(MPI_IN_PLACE, gdense, (int)n_dense, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    /* 3. the dense blob: summed in rank order from the gathered blocks, or allreduced */
+    if (x->dense_in_gather) {
+        const float *d0 = block_dense(x, x->recv + x->displs[0], &x->hdr[0]);
+        memcpy(gdense, d0, n_dense * sizeof *gdense);
+        for (int r = 1; r < P; r++) {
+            const float *dr = block_dense(x, x->recv + x->displs[r], &x->hdr[r]);
+#pragma omp simd
+            for (size_t i = 0; i < n_dense; i++) gdense[i] += dr[i];
+        }
+    } else if (n_dense) {
+        MPI_Allreduce(MPI_IN_PLACE, gdense, (int)n_dense, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
 
     all->nU = nU;
     all->nUb = nUb;
@@ -247,12 +287,10 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
     all->gB = x->gB;
     all->erows = x->erows;
     all->gE = x->gE;
-    *loss_sum = loss;
-    *rows = nrows;
+    const uint64_t fold_words = x->dense_in_gather ? (uint64_t)n_dense : 0;
     x->tr.steps++;
-    x->tr.hdr_bytes += (uint64_t)P * sizeof h;
-    x->tr.rows_sent += (uint64_t)x->counts[me] * 4;
-    x->tr.rows_recv += (uint64_t)(off - (size_t)x->counts[me]) * 4;
+    x->tr.rows_sent += ((uint64_t)x->counts[me] - fold_words) * 4;
+    x->tr.rows_recv += ((uint64_t)(off - (size_t)x->counts[me]) - fold_words * (uint64_t)(P - 1)) * 4;
     x->tr.rows_union += nU + nE;
     x->tr.rows_local += mine->nU + mine->nE;
     x->tr.dense_bytes += (uint64_t)n_dense * sizeof(float);

@@ -10,8 +10,11 @@
  *      gradients (Wy rows and their By entries, E/X1 rows), merged on every
  *      rank in rank order, so all ranks build the bit-identical combined
  *      list (duplicates summed, the same additions in the same order);
- *   3. one allreduce (sum) over the flat dense-gradient blob, started
- *      before step 2 and finished after the merge.
+ *   3. one allreduce (sum) over the flat dense-gradient blob; with two
+ *      ranks the blob rides in step 2's gather instead (the same bytes,
+ *      one collective fewer) and is summed in rank order.
+ * When step 1 finds every rank out of rows, steps 2 and 3 are skipped:
+ * that is how the ranks learn together that the epoch is over.
  * docs/distributed.md gives the bytes per step and what that means for
  * scaling.
  *
@@ -82,16 +85,18 @@ int rr_dist_rank(const rr_dist *d);
 int rr_dist_size(const rr_dist *d);
 
 /* max_rows: the most Wy rows (and, separately, E rows) one rank's step can
- * touch; wU, wE: floats per Wy / E row; n_items: rows of the tables. */
+ * touch; wU, wE: floats per Wy / E row; n_items: rows of the tables;
+ * n_dense: floats of the dense gradient blob. */
 rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows, size_t wU,
-                           size_t wE, size_t n_items, rr_error *err);
+                           size_t wE, size_t n_items, size_t n_dense, rr_error *err);
 void rr_dist_xchg_free(rr_dist_xchg *x);
 
 /* One step's combination.  mine: this rank's rows (nothing when it has no
  * rows left); gdense (n_dense): this rank's dense gradients, summed over
  * the ranks in place; *loss_sum, *rows: this rank's loss sum and row count
  * in, the sums over the ranks out.  *all is set to views of the combined
- * rows, valid until the next call.  Collective: every rank calls it every
+ * rows, valid until the next call; when *rows comes out 0 nothing else was
+ * exchanged (gdense untouched, *all empty).  Collective: every rank calls it every
  * step, in the same order. */
 rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float *gdense, size_t n_dense,
                                 double *loss_sum, uint64_t *rows, rr_dist_rows *all, rr_error *err);
@@ -123,8 +128,8 @@ static inline rr_dist *rr_dist_world(void) { return NULL; }
 static inline int rr_dist_rank(const rr_dist *d) { (void)d; return 0; }
 static inline int rr_dist_size(const rr_dist *d) { (void)d; return 1; }
 static inline rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows,
-                                         size_t wU, size_t wE, size_t n_items, rr_error *err) {
-    (void)d, (void)max_rows, (void)max_erows, (void)wU, (void)wE, (void)n_items, (void)err;
+                                         size_t wU, size_t wE, size_t n_items, size_t n_dense, rr_error *err) {
+    (void)d, (void)max_rows, (void)max_erows, (void)wU, (void)wE, (void)n_items, (void)n_dense, (void)err;
     *out = NULL;
     return RR_ERR_UNSUPPORTED;
 }

@@ -246,7 +246,7 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
          * (2B + S Wy rows, B input rows) */
         const size_t P = (size_t)rr_dist_size(tr->dist), Bmax = (p->batch_size + P - 1) / P;
         const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
-        s = rr_dist_xchg_new(&tr->xchg, tr->dist, 2 * Bmax + tr->S, Bmax, lay->H_last, ew, N, err);
+        s = rr_dist_xchg_new(&tr->xchg, tr->dist, 2 * Bmax + tr->S, Bmax, lay->H_last, ew, N, lay->n_dense, err);
         if (s) return s;
     }
     if (prof) {
@@ -463,17 +463,18 @@ static double dist_no_rows(trainer *tr) {
 }
 
 /* Combines the step's gradients over the ranks: gdense summed in place,
- * the rows into tr->dist_all; *loss (this rank's mean over *n_ev rows)
- * and *n_ev become every rank's. */
+ * the rows into tr->dist_all; *loss (this rank's row losses over the
+ * global batch) becomes the sum over the ranks, what one process's step
+ * over all the rows returns, and *n_ev the rows of every rank. */
 static void dist_combine(trainer *tr, double *loss, size_t *n_ev) {
     rr_step_ws_f32 *w = &tr->ws;
     rr_dist_rows mine = {w->nU, w->nUb, w->nE, w->urows, w->gU, w->gB, w->erows, w->gE};
-    double ls = *n_ev ? *loss * (double)*n_ev : 0;
+    double ls = *loss;
     uint64_t rows = *n_ev;
     rr_error e;
     rr_status s = rr_dist_step_exchange(tr->xchg, &mine, w->gdense, tr->lay->n_dense, &ls, &rows, &tr->dist_all, &e);
     RR_ASSERT(s == RR_OK); /* only a size beyond what trainer_init allocated fails */
-    *loss = rows ? ls / (double)rows : 0;
+    *loss = ls;
     *n_ev = (size_t)rows;
 }
 
@@ -517,9 +518,8 @@ static bool epoch_step(trainer *tr) {
     epoch_stats *es = &tr->es;
     size_t n = tr->n;
     /* Without samples a single row has no negative (GRU4Rec stops).  dist
-     * hook: every rank's rows count, and the epoch ends for all at once. */
-    const uint64_t n_all = tr->dist ? rr_dist_sum_u64(tr->dist, n) : n;
-    if (n_all == 0 || (tr->S == 0 && n_all < 2)) return false;
+     * hook: the ranks step on until the exchange finds them all done. */
+    if (!tr->dist && (n == 0 || (tr->S == 0 && n < 2))) return false;
     for (size_t i = 0; i < n; i++) {
         int64_t e = ss->offsets[tr->slot_sess[i]] + (int64_t)tr->slot_pos[i];
         tr->in[i] = ss->items[e];
@@ -532,7 +532,10 @@ static bool epoch_step(trainer *tr) {
     double loss = n ? step_run_f32(&tr->ctx, w, n, tr->in, tr->tgt, samples) : dist_no_rows(tr);
     /* the step's gradients are complete here (ws.gdense, gU/gB, gE) */
     size_t n_ev = n; /* targets of the step (dist hook: every rank's, and loss their mean) */
-    if (tr->dist) dist_combine(tr, &loss, &n_ev);
+    if (tr->dist) {
+        dist_combine(tr, &loss, &n_ev);
+        if (n_ev == 0 || (tr->S == 0 && n_ev < 2)) return false; /* every rank is done: nothing applied */
+    }
     if (!isfinite(loss) || !(tr->dist ? dist_apply_update(tr) : apply_update(tr))) {
         es->numeric = 1;
         return false;
