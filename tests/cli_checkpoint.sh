@@ -18,7 +18,7 @@ set -u
 . "$(dirname "$0")/harness.sh" cli_checkpoint
 
 KILLS=50
-[ "${RR_TEST_SCALE:-}" = small ] && KILLS=12
+[ "${RR_TEST_SCALE:-}" = small ] && KILLS=12 && echo "cli_checkpoint: RR_TEST_SCALE=small: 12 kills instead of 50"
 SEED=${RR_CKPT_SEED:-$$}
 RANDOM=$SEED
 
@@ -28,7 +28,10 @@ ARGS=(--model gru --layers 12 --batch-size 32 --n-sample 16 --sample-cache 64 --
     --dropout-embed 0.1 --momentum 0.1 --epochs 3 --threads 1 --valid "$T/d/valid.tsv")
 TR="$T/d/train.tsv"
 
-expect_rc 0 "reference run" "$BIN" train -q "${ARGS[@]}" "$TR" -o "$T/ref.rr"
+expect_rc 0 "reference run" "$BIN" train -q "${ARGS[@]}" "$TR" --log-json "$T/ref.json" -o "$T/ref.rr"
+losses() { sed 's/.*"loss":\([^,]*\),.*recall@20":\([^,]*\),.*/\1 \2/' "$1"; }
+losses "$T/ref.json" >"$T/ref.losses"
+[ "$(wc -l <"$T/ref.losses")" -eq 3 ] && ok || bad "reference JSON log: $(cat "$T/ref.json")"
 # how long runs take with a checkpoint after every step and after every
 # 10th: the windows the kills fall in
 ms_now() { echo $(($(date +%s%N) / 1000000)); }
@@ -51,13 +54,15 @@ newest() { ls "$1" 2>/dev/null | grep '^ckpt-[0-9]*\.rrc$' | sort | tail -1; }
 resume_check() {
     local dir=$1 what=$2 want
     want=$(newest "$dir")
-    "$BIN" train --verbose 1 "${ARGS[@]}" "$TR" --resume "$dir" -o "$T/k.rr" >"$T/out" 2>"$T/err"
+    "$BIN" train --verbose 1 "${ARGS[@]}" "$TR" --resume "$dir" --log-json "$dir.json" -o "$T/k.rr" >"$T/out" 2>"$T/err"
     local rc=$?
     [ "$rc" -eq 0 ] && ok || bad "$what: resume exit $rc: $(tail -c 300 "$T/err")"
     grep -qF "resuming from $dir/$want" "$T/err" && ok || bad "$what: newest $want not the one resumed: $(grep -i 'resum\|unusable' "$T/err" | head -3)"
     grep -q "unusable" "$T/err" && bad "$what: a checkpoint was unusable: $(grep unusable "$T/err")" || ok
     [ "$(tmp_count "$dir")" -eq 0 ] && ok || bad "$what: temporary files left: $(ls "$dir")"
     cmp -s "$T/k.rr" "$T/ref.rr" && ok || bad "$what: resumed model differs from the reference"
+    # the JSON log continues where the checkpoint left it: each epoch once, same numbers
+    losses "$dir.json" | cmp -s - "$T/ref.losses" && ok || bad "$what: JSON log $(cat "$dir.json") vs $(cat "$T/ref.losses")"
 }
 
 mid_write=0 before_first=0 double=0
@@ -65,7 +70,8 @@ for i in $(seq 1 "$KILLS"); do
     dir="$T/k$i"
     if [ $((i % 3)) -eq 1 ]; then every=1 window_ms=$w_every1; else every=$((3 + RANDOM % 20)) window_ms=$w_sparse; fi
     [ $((i % 7)) -eq 0 ] && every=0.01s
-    "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$dir" --checkpoint-every "$every" -o "$T/k.rr" &
+    "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$dir" --checkpoint-every "$every" --log-json "$dir.json" \
+        -o "$T/k.rr" &
     pid=$!
     ms=$((RANDOM % (window_ms + 1)))
     sleep "$(awk -v m="$ms" 'BEGIN { printf "%.3f", m / 1000 }')"
@@ -75,14 +81,15 @@ for i in $(seq 1 "$KILLS"); do
     if [ -z "$(newest "$dir")" ]; then
         # killed before the first checkpoint: a fresh run in the same folder
         before_first=$((before_first + 1))
-        expect_rc 0 "kill $i: fresh rerun" "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$dir" -o "$T/k.rr"
+        expect_rc 0 "kill $i: fresh rerun" "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$dir" -o "$T/k.rr" \
+            --log-json "$dir.json"
         cmp -s "$T/k.rr" "$T/ref.rr" && ok || bad "kill $i: rerun model differs"
         [ "$(tmp_count "$dir")" -eq 0 ] && ok || bad "kill $i: temporary files left after the rerun"
         continue
     fi
     if [ $((i % 5)) -eq 0 ]; then
         # interrupt the resume as well
-        "$BIN" train -q "${ARGS[@]}" "$TR" --resume "$dir" --checkpoint-every 1 -o "$T/k.rr" &
+        "$BIN" train -q "${ARGS[@]}" "$TR" --resume "$dir" --checkpoint-every 1 --log-json "$dir.json" -o "$T/k.rr" &
         pid=$!
         sleep "$(awk -v m="$((RANDOM % (window_ms / 2 + 1)))" 'BEGIN { printf "%.3f", m / 1000 }')"
         kill -9 "$pid" 2>/dev/null
@@ -90,14 +97,14 @@ for i in $(seq 1 "$KILLS"); do
         double=$((double + 1))
     fi
     resume_check "$dir" "kill $i (every $every, at $ms ms)"
-    rm -rf "$dir"
+    rm -rf "$dir" "$dir.json"
 done
 echo "cli_checkpoint: $KILLS kills (seed $SEED; windows $w_every1 ms with a checkpoint per step, $w_sparse ms without): $mid_write inside a checkpoint write, $before_first before the first checkpoint, $double resumes killed too"
 
 # ---- a full disk: a file size limit between the model's and a checkpoint's size
 if command -v prlimit >/dev/null; then
     expect_rc 0 "one epoch with checkpoints" "$BIN" train -q "${ARGS[@]}" "$TR" --epochs 1 --checkpoint-dir "$T/fs" \
-        -o "$T/e1.rr"
+        --log-json "$T/fs.json" -o "$T/e1.rr"
     c1=$(newest "$T/fs")
     cp "$T/fs/$c1" "$T/saved.rrc"
     msize=$(stat -c %s "$T/ref.rr")
@@ -105,7 +112,7 @@ if command -v prlimit >/dev/null; then
     lim=$(((msize + csize) / 2))
     [ "$msize" -lt "$lim" ] && [ "$lim" -lt "$csize" ] && ok || bad "no limit between model $msize and checkpoint $csize"
     expect_rc 1 "resume under a file size limit" prlimit --fsize="$lim" "$BIN" train "${ARGS[@]}" "$TR" --resume "$T/fs" \
-        --checkpoint-every 10 -o "$T/fs.rr"
+        --checkpoint-every 10 --log-json "$T/fs.json" -o "$T/fs.rr"
     expect_err "File too large" "full disk: the errno text"
     expect_err "the last good checkpoint is $T/fs/$c1" "full disk: names the kept checkpoint"
     expect_err "checkpoint write(s) failed (see above); the model was saved" "full disk: the summary"
