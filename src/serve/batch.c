@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/eval.h"
+#include "models/head.h"
+#include "models/model.h"
+#include "nn/screen.h"
 #include "serve/internal.h"
 #include "util/util.h"
 #ifdef _OPENMP
@@ -42,16 +46,111 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-rr_status srv_score_rows(const rr_model *m, srv_row *const *rows, size_t n, rr_state **states,
-                         int32_t **top, float **score, size_t *top_cap, rr_error *err) {
-    size_t ni = rr_model_n_items(m);
+/* Threads one ranking call may split its items over: this batcher's
+ * OpenMP setting (score_threads below), as rr_recommend reads it. */
+static int rank_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Grows the scorer's per-state arrays to n states and its output to nk
+ * entries; false when out of memory. */
+static bool scorer_reserve(srv_scorer *sc, size_t n, size_t nk) {
+    if (n > sc->cap_n) {
+        rr_state **st = rr_realloc_n(sc->states, n, sizeof *st);
+        if (st) sc->states = st;
+        const float **v = st ? rr_realloc_n(sc->vecs, n, sizeof *v) : NULL;
+        if (v) sc->vecs = v;
+        const int32_t **sv = v ? rr_realloc_n(sc->seen, n, sizeof *sv) : NULL;
+        if (sv) sc->seen = sv;
+        size_t *ns = sv ? rr_realloc_n(sc->n_seen, n, sizeof *ns) : NULL;
+        if (ns) sc->n_seen = ns;
+        size_t *nt = ns ? rr_realloc_n(sc->ntop, n, sizeof *nt) : NULL;
+        if (nt) sc->ntop = nt;
+        if (!nt) return false;
+        sc->cap_n = n;
+    }
+    if (nk > sc->cap_nk) {
+        int32_t *t = rr_realloc_n(sc->top, nk, sizeof *t);
+        if (t) sc->top = t;
+        float *f = t ? rr_realloc_n(sc->score, nk, sizeof *f) : NULL;
+        if (f) sc->score = f;
+        int32_t *lt = f ? rr_realloc_n(sc->ltop, nk, sizeof *lt) : NULL;
+        if (lt) sc->ltop = lt;
+        float *lf = lt ? rr_realloc_n(sc->lscore, nk, sizeof *lf) : NULL;
+        if (lf) sc->lscore = lf;
+        if (!lf) return false;
+        sc->cap_nk = nk;
+    }
+    return true;
+}
+
+/* top/score (ns, kq) = the best kq items of each state, as rr_recommend
+ * gives them (the same items and scores bit for bit, -1 / -inf padded).
+ * States with items are ranked by the fused engine through the model's
+ * screen when it has one (eval.h: rr_fused_rank_screened gives the exact
+ * engine's results with far fewer exact scores); empty states get the
+ * popularity list from rr_recommend. */
+static rr_status rank_states(const srv_model *sm, rr_state *const *states, size_t ns, size_t kq, int excl,
+                             srv_scorer *sc, int32_t *top, float *score, rr_error *err) {
+    rr_head hd;
+    if (!sm->screen || !rr_model_head(sm->m, &hd)) return rr_recommend(sm->m, states, ns, kq, excl, top, score, err);
+    size_t n_live = 0;
+    for (size_t i = 0; i < ns; i++) {
+        if (states[i]->n == 0) continue;
+        sc->vecs[n_live] = states[i]->h + hd.off;
+        sc->seen[n_live] = states[i]->items;
+        sc->n_seen[n_live] = states[i]->n;
+        n_live++;
+    }
+    /* The live rows are ranked into ltop/lscore, then every row is put
+     * in its state's place; all empty states share one popularity list
+     * (they have nothing to exclude), computed into the first one's row. */
+    if (n_live) {
+        rr_fused_job job = {&hd, sc->vecs, n_live, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, rank_threads()};
+        rr_fused_out out = {NULL, NULL, NULL, sc->ltop, sc->lscore, sc->ntop};
+        rr_status s = rr_fused_rank_screened(&job, sm->screen, &sc->fz, &out, err);
+        if (s) return s;
+    }
+    size_t first_empty = SIZE_MAX;
+    for (size_t i = 0, j = 0; i < ns; i++) {
+        int32_t *ti = top + i * kq;
+        float *ts = score + i * kq;
+        if (states[i]->n == 0) {
+            if (first_empty == SIZE_MAX) {
+                rr_status s = rr_recommend(sm->m, &states[i], 1, kq, excl, ti, ts, err);
+                if (s) return s;
+                first_empty = i;
+            } else {
+                memcpy(ti, top + first_empty * kq, kq * sizeof *ti);
+                memcpy(ts, score + first_empty * kq, kq * sizeof *ts);
+            }
+            continue;
+        }
+        size_t q = sc->ntop[j];
+        memcpy(ti, sc->ltop + j * kq, q * sizeof *ti);
+        memcpy(ts, sc->lscore + j * kq, q * sizeof *ts);
+        for (; q < kq; q++) {
+            ti[q] = -1;
+            ts[q] = -INFINITY;
+        }
+        j++;
+    }
+    return RR_OK;
+}
+
+rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, srv_scorer *sc, rr_error *err) {
+    size_t ni = rr_model_n_items(sm->m);
     for (int excl = 0; excl < 2; excl++) {
         /* One call per exclude_seen value; the explicit exclude lists are
          * applied here, so each row asks for k + |exclude| candidates. */
         size_t ns = 0, kq = 0;
         for (size_t i = 0; i < n; i++) {
             if (rows[i]->req.exclude_seen != excl) continue;
-            states[ns++] = rows[i]->st;
+            ns++;
             size_t want = rows[i]->req.k + rows[i]->req.n_exclude;
             if (want > kq) kq = want;
         }
@@ -59,22 +158,18 @@ rr_status srv_score_rows(const rr_model *m, srv_row *const *rows, size_t n, rr_s
         if (kq > ni) kq = ni;
         size_t need;
         if (!rr_mul_size(ns, kq, &need)) return rr_err(err, RR_ERR_NOMEM, "batch too large");
-        if (need > *top_cap) {
-            int32_t *t = rr_realloc_n(*top, need, sizeof *t);
-            if (t) *top = t;
-            float *sc = t ? rr_realloc_n(*score, need, sizeof *sc) : NULL;
-            if (sc) *score = sc;
-            if (!t || !sc) return rr_err(err, RR_ERR_NOMEM, "out of memory for a batch");
-            *top_cap = need;
-        }
-        rr_status s = rr_recommend(m, states, ns, kq, excl, *top, *score, err);
+        if (!scorer_reserve(sc, ns, need)) return rr_err(err, RR_ERR_NOMEM, "out of memory for a batch");
+        ns = 0;
+        for (size_t i = 0; i < n; i++)
+            if (rows[i]->req.exclude_seen == excl) sc->states[ns++] = rows[i]->st;
+        rr_status s = rank_states(sm, sc->states, ns, kq, excl, sc, sc->top, sc->score, err);
         if (s) return s;
         size_t r = 0;
         for (size_t i = 0; i < n; i++) {
             srv_row *row = rows[i];
             if (row->req.exclude_seen != excl) continue;
-            const int32_t *ti = *top + r * kq;
-            const float *ts = *score + r * kq;
+            const int32_t *ti = sc->top + r * kq;
+            const float *ts = sc->score + r * kq;
             r++;
             size_t o = 0;
             for (size_t t = 0; t < kq && o < row->req.k; t++) {
@@ -93,6 +188,20 @@ rr_status srv_score_rows(const rr_model *m, srv_row *const *rows, size_t n, rr_s
         }
     }
     return RR_OK;
+}
+
+void srv_scorer_free(srv_scorer *sc) {
+    rr_fused_scratch_free(sc->fz);
+    free(sc->states);
+    free(sc->vecs);
+    free(sc->seen);
+    free(sc->n_seen);
+    free(sc->ntop);
+    free(sc->top);
+    free(sc->score);
+    free(sc->ltop);
+    free(sc->lscore);
+    memset(sc, 0, sizeof *sc);
 }
 
 /* Publishes a shard's cache counters for /metrics. */
@@ -222,6 +331,14 @@ static void job_finish(struct rr_server *srv, srv_job *j) {
  * session already in the batch (so session jobs stay ordered). */
 static size_t take_batch(srv_shard *sh, size_t *n_jobs, size_t *n_rows) {
     size_t maxb = sh->srv->o.max_batch;
+    /* The scoring kernels work on tiles of RR_HEAD_TILE sessions, and a
+     * part-filled last tile costs about as much as a full one.  So when more
+     * than a tile is queued and fewer than max_batch, whole tiles are
+     * taken: the remainder starts the next batch, which follows at once
+     * (measured in docs/serve.md).  Under light load (a tile or less
+     * queued) everything is taken. */
+    size_t q = atomic_load(&sh->queued_rows);
+    if (sh->srv->o.batch_align && q > RR_HEAD_TILE && q < maxb) maxb = q - q % RR_HEAD_TILE;
     size_t nj = 0, nr = 0;
     const srv_model *model = NULL;
     while (sh->head && nr < maxb && nj < maxb) {
@@ -290,7 +407,7 @@ static void run_batch(srv_shard *sh, size_t nj, size_t nr) {
     rr_status s = RR_OK;
     if (n_live) {
         double t0 = rr_now();
-        s = srv_score_rows(sm->m, live, n_live, sh->states, &sh->top, &sh->score, &sh->top_cap, &err);
+        s = srv_score_rows(sm, live, n_live, &sh->scorer, &err);
         srv_hist_observe(&srv->metrics.batch_score, rr_now() - t0);
         srv_hist_observe(&srv->metrics.batch_size, (double)n_live);
     }
@@ -416,12 +533,11 @@ rr_status srv_shards_start(struct rr_server *s, rr_error *err) {
         sh->index = i;
         pthread_mutex_init(&sh->mu, NULL);
         pthread_cond_init(&sh->cv, NULL);
-        sh->states = rr_malloc_n(mb, sizeof *sh->states);
         sh->batch_rows = rr_malloc_n(mb, sizeof *sh->batch_rows);
         sh->batch_jobs = rr_malloc_n(mb, sizeof *sh->batch_jobs);
         sh->pinned = rr_malloc_n(mb, sizeof *sh->pinned);
         sh->live_rows = rr_malloc_n(mb, sizeof *sh->live_rows);
-        if (!sh->states || !sh->batch_rows || !sh->batch_jobs || !sh->pinned || !sh->live_rows)
+        if (!sh->batch_rows || !sh->batch_jobs || !sh->pinned || !sh->live_rows)
             return rr_err(err, RR_ERR_NOMEM, "out of memory");
         rr_status st = rr_cache_init(&sh->cache, per_n, per_b, s->o.session_ttl, err);
         if (st) return st;
@@ -449,13 +565,11 @@ void srv_shards_free(struct rr_server *s) {
     for (size_t i = 0; i < s->n_shards; i++) {
         srv_shard *sh = &s->shards[i];
         rr_cache_clear(&sh->cache);
-        free(sh->states);
         free(sh->batch_rows);
         free(sh->batch_jobs);
         free(sh->pinned);
         free(sh->live_rows);
-        free(sh->top);
-        free(sh->score);
+        srv_scorer_free(&sh->scorer);
         pthread_mutex_destroy(&sh->mu);
         pthread_cond_destroy(&sh->cv);
     }

@@ -214,6 +214,7 @@ void rr_server_opts_default(rr_server_opts *o) {
     o->threads = 0;
     o->batchers = 1;
     o->max_batch = 64;
+    o->batch_align = 1;
     o->max_queue = 4096;
     o->max_sessions = 100000;
     o->session_ttl = 1800;

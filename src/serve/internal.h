@@ -58,8 +58,11 @@ void srv_metrics_request(srv_metrics *m, srv_endpoint ep, int status, double sec
 
 /* -------------------------------------------------------- served model */
 
+struct rr_screen;
+
 typedef struct srv_model {
     rr_model *m;
+    struct rr_screen *screen; /* quantised screen of a linear head, or NULL */
     atomic_long refs;
     uint64_t gen;          /* 1, 2, ... one per successful (re)load */
     uint64_t epoch;        /* bumps when a reload is incompatible */
@@ -130,6 +133,24 @@ void srv_job_free(srv_job *j);
 
 /* --------------------------------------------------------------- shards */
 
+struct rr_fused_scratch;
+
+/* Scoring scratch of one batcher; every buffer only grows. */
+typedef struct srv_scorer {
+    size_t cap_n, cap_nk;
+    rr_state **states;              /* (cap_n) the states of one call */
+    const float **vecs;             /* (cap_n) head vectors of the others */
+    const int32_t **seen;           /* (cap_n) their items */
+    size_t *n_seen, *ntop;          /* (cap_n) */
+    int32_t *top;                   /* (cap_nk) (n, kq) ranked items */
+    float *score;                   /* (cap_nk) their scores */
+    int32_t *ltop;                  /* (cap_nk) the same for the states with items */
+    float *lscore;                  /* (cap_nk) */
+    struct rr_fused_scratch *fz;    /* the fused engine's buffers */
+} srv_scorer;
+
+void srv_scorer_free(srv_scorer *sc);
+
 typedef struct srv_shard {
     struct rr_server *srv;
     size_t index;
@@ -145,15 +166,12 @@ typedef struct srv_shard {
     atomic_size_t live, bytes;
     atomic_ullong ev_lru, ev_ttl, ev_memory, ev_reload;
     uint64_t epoch_seen;
-    /* scratch, (max_batch) and (max_batch, kq) */
-    rr_state **states;
+    /* scratch, (max_batch) */
     srv_row **batch_rows;
     srv_job **batch_jobs;
     rr_sess **pinned;
     srv_row **live_rows;
-    int32_t *top;
-    float *score;
-    size_t top_cap;
+    srv_scorer scorer;
 } srv_shard;
 
 /* ------------------------------------------------------ the request seam */
@@ -282,9 +300,9 @@ void srv_sessions_totals(struct rr_server *s, size_t *live, size_t *bytes, uint6
 /* Prometheus text for GET /metrics. */
 char *srv_metrics_render(struct rr_server *s, size_t *len);
 
-/* Scores one batch of rows on a model with one rr_recommend call per
- * exclude_seen group (exposed for tests). */
-rr_status srv_score_rows(const rr_model *m, srv_row *const *rows, size_t n, rr_state **states,
-                         int32_t **top, float **score, size_t *top_cap, rr_error *err);
+/* Scores one batch of rows on a model with one ranking call per
+ * exclude_seen group: the results of rr_recommend, through the model's
+ * screen when it has one (exposed for tests). */
+rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, srv_scorer *sc, rr_error *err);
 
 #endif
