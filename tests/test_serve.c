@@ -26,7 +26,10 @@
 
 #include "check.h"
 #include "rnnrec.h"
+#include "models/model.h"
+#include "nn/screen.h"
 #include "serve/cache.h"
+#include "serve/internal.h"
 #include "serve/request.h"
 #include "serve/sbuf.h"
 #include "serve/serve.h"
@@ -865,6 +868,162 @@ static void test_units(void) {
     rr_cache_clear(&c);
 }
 
+/* ------------------------------------------------- below the transport */
+
+/* Query arguments for srv_handle: "k=3&exclude_seen=1" style pairs. */
+typedef struct qargs {
+    const char *k, *exclude_seen;
+} qargs;
+
+static const char *qarg(void *ctx, const char *key) {
+    const qargs *q = ctx;
+    return !strcmp(key, "k") ? q->k : !strcmp(key, "exclude_seen") ? q->exclude_seen : NULL;
+}
+
+/* One request through the seam; returns the status (-1: no answer) and
+ * the parsed JSON body in *j (caller decrefs). */
+static int seam(rr_server *s, const char *method, const char *url, const char *cl, const char *body,
+                const qargs *q, json_t **j, const char **allow) {
+    srv_in in = {method, url, cl, q ? qarg : NULL, (void *)q, 1};
+    srv_out out;
+    srv_next nx = srv_handle(s, &in, body, body ? strlen(body) : 0, &out);
+    if (nx != SRV_ANSWER) return -1;
+    if (j) *j = json_loadb(out.body, out.len, 0, NULL);
+    if (allow) *allow = out.allow;
+    int st = out.status;
+    CHECK(out.ctype && out.body && out.len == strlen(out.body));
+    free(out.body);
+    return st;
+}
+
+/* The request seam (handle.c) without a socket: what fuzz/fuzz_http.c
+ * drives.  Every endpoint kind, errors from the header alone, the body
+ * limit, query arguments, and recommendations equal to the offline
+ * replay. */
+static void test_seam(void) {
+    rr_server_opts o;
+    rr_server_opts_default(&o);
+    o.model_path = model_live;
+    o.threads = 1;
+    o.batchers = 1;
+    o.max_body = 256;
+    rr_server *s = NULL;
+    rr_error err;
+    CHECK_OK(srv_server_start(&s, &o, 0, &err), &err);
+    if (!s) return;
+    CHECK(rr_server_port(s) == 0);
+    json_t *j = NULL;
+    const char *allow = NULL;
+    CHECK(seam(s, "GET", "/healthz", NULL, NULL, NULL, &j, NULL) == 200 &&
+          !strcmp(json_string_value(json_object_get(j, "status")), "ok"));
+    json_decref(j);
+    CHECK(seam(s, "GET", "/nope", NULL, NULL, NULL, &j, NULL) == 404 &&
+          !strcmp(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "not_found"));
+    json_decref(j);
+    CHECK(seam(s, "GET", "/v1/recommend", NULL, NULL, NULL, NULL, &allow) == 405 && allow && !strcmp(allow, "POST"));
+    CHECK(seam(s, "POST", "/v1/recommend", "100000", "{}", NULL, NULL, NULL) == 413); /* from the header */
+    CHECK(seam(s, "POST", "/v1/recommend", "12x", "{}", NULL, NULL, NULL) == 413);
+    char big[600];
+    memset(big, ' ', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CHECK(seam(s, "POST", "/v1/recommend", NULL, big, NULL, NULL, NULL) == 413); /* no header: by the bytes */
+    CHECK(seam(s, "POST", "/v1/recommend", NULL, "{\"items\": [", NULL, NULL, NULL) == 400);
+    const char *ids[] = {"104", "111"};
+    CHECK(seam(s, "POST", "/v1/recommend", NULL, "{\"items\": [\"104\", \"111\"], \"k\": 6}", NULL, &j, NULL) == 200);
+    CHECK(j && items_match(json_object_get(j, "items"), model_live, ids, 2, 6, 0));
+    json_decref(j);
+    qargs q = {"3", "1"};
+    CHECK(seam(s, "POST", "/v1/sessions/seam-1/events", NULL, "{\"items\": [\"104\"]}", &q, &j, NULL) == 200);
+    CHECK(j && json_is_true(json_object_get(j, "created")));
+    json_decref(j);
+    CHECK(seam(s, "POST", "/v1/sessions/seam-1/events", NULL, "{\"items\": [\"111\"]}", &q, &j, NULL) == 200);
+    CHECK(j && json_integer_value(json_object_get(j, "length")) == 2 &&
+          items_match(json_object_get(j, "items"), model_live, ids, 2, 3, 1));
+    json_decref(j);
+    qargs q5 = {"5", NULL};
+    CHECK(seam(s, "GET", "/v1/sessions/seam-1/recommend", NULL, NULL, &q5, &j, NULL) == 200 &&
+          items_match(json_object_get(j, "items"), model_live, ids, 2, 5, 0));
+    json_decref(j);
+    qargs q0 = {"0", NULL};
+    CHECK(seam(s, "GET", "/v1/sessions/seam-1/recommend", NULL, NULL, &q0, NULL, NULL) == 422);
+    CHECK(seam(s, "DELETE", "/v1/sessions/seam-1", NULL, NULL, NULL, NULL, NULL) == 200);
+    CHECK(seam(s, "GET", "/v1/sessions/seam-1/recommend", NULL, NULL, NULL, NULL, NULL) == 404);
+    CHECK(seam(s, "GET", "/v1/sessions/bad%20id/recommend", NULL, NULL, NULL, NULL, NULL) == 400);
+    CHECK(seam(s, "GET", "/metrics", NULL, NULL, NULL, NULL, NULL) == 200);
+    rr_server_free(s);
+}
+
+/* The batcher's ranking (srv_score_rows: the screened fused engine where
+ * the model has a screen) against rr_recommend one state at a time, with
+ * empty sessions mixed in, both exclude_seen values, several k and
+ * explicit exclude lists. */
+static void test_score_rows(void) {
+    srv_model *sm = NULL;
+    rr_error err;
+    CHECK_OK(srv_model_load(model_a, &sm, &err), &err);
+    if (!sm) return;
+    const rr_model *m = sm->m;
+    if (!strcmp(kind_used, "gru") && rr_screen_supported()) CHECK(sm->screen != NULL);
+    else printf("note: no screen for this model or CPU: the exact engine is compared\n");
+    size_t ni = rr_model_n_items(m);
+    enum { NR = 40 };
+    srv_row rows[NR], *rp[NR];
+    memset(rows, 0, sizeof rows);
+    rr_rng r;
+    rr_rng_seed(&r, 11);
+    for (size_t i = 0; i < NR; i++) {
+        srv_row *row = &rows[i];
+        rp[i] = row;
+        row->st = rr_state_new(m);
+        size_t len = i % 7 == 3 ? 0 : 1 + (size_t)rr_rng_below(&r, 6);
+        for (size_t t = 0; t < len; t++) rr_state_feed(row->st, (int32_t)rr_rng_below(&r, ni));
+        row->req.k = 1 + (size_t)rr_rng_below(&r, 12);
+        row->req.exclude_seen = (int)(i % 3 == 0);
+        if (i % 4 == 1) {
+            /* Two sorted, unique excludes. */
+            row->req.n_exclude = 2;
+            row->req.exclude = malloc(2 * sizeof(int32_t));
+            row->req.exclude[0] = (int32_t)(i % ni);
+            row->req.exclude[1] = (int32_t)((i % ni) + 1 < ni ? (i % ni) + 1 : i % ni);
+            if (row->req.exclude[1] == row->req.exclude[0]) row->req.n_exclude = 1;
+        }
+        row->top = malloc(row->req.k * sizeof *row->top);
+        row->score = malloc(row->req.k * sizeof *row->score);
+    }
+    srv_scorer sc;
+    memset(&sc, 0, sizeof sc);
+    for (int rep = 0; rep < 2; rep++) { /* the second time on grown buffers */
+        CHECK_OK(srv_score_rows(sm, rp, NR, &sc, &err), &err);
+        size_t bad = 0;
+        for (size_t i = 0; i < NR; i++) {
+            srv_row *row = &rows[i];
+            size_t kq = row->req.k + row->req.n_exclude;
+            int32_t want[32];
+            float wsc[32];
+            CHECK_OK(rr_recommend(m, &row->st, 1, kq, row->req.exclude_seen, want, wsc, &err), &err);
+            size_t o = 0;
+            for (size_t t = 0; t < kq && o < row->req.k; t++) {
+                int ex = 0;
+                for (size_t e = 0; e < row->req.n_exclude; e++) ex |= want[t] == row->req.exclude[e];
+                if (ex || want[t] < 0) continue;
+                if (row->top[o] != want[t] || memcmp(&row->score[o], &wsc[t], sizeof(float))) bad++;
+                o++;
+            }
+            for (; o < row->req.k; o++)
+                if (row->top[o] != -1) bad++;
+        }
+        CHECK_MSG(bad == 0, "%zu ranked entries differ from rr_recommend", bad);
+    }
+    for (size_t i = 0; i < NR; i++) {
+        rr_state_free(rows[i].st);
+        free(rows[i].req.exclude);
+        free(rows[i].top);
+        free(rows[i].score);
+    }
+    srv_scorer_free(&sc);
+    srv_model_unref(sm);
+}
+
 int main(void) {
     test_units();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/rr_test_serve_%d", (int)getpid());
@@ -902,6 +1061,8 @@ int main(void) {
         test_drain(s, port);
         rr_server_free(s);
     }
+    test_seam();
+    test_score_rows();
     test_no_model();
     /* A server refuses to start on a missing model unless told to wait. */
     {
