@@ -656,7 +656,10 @@ static void ck_save(trainer *tr) {
     struct stat sb;
     if (rr_ckpt_path(path, sizeof path, tr->p->checkpoint_dir, ck->seq) && stat(path, &sb) == 0)
         ck->bytes = (uint64_t)sb.st_size;
-    rr_log(3, "checkpoint %s: epoch %zu, step %zu, %.3f s", path, tr->epoch + 1, tr->es.steps, now - t0);
+    if (tr->in_epoch)
+        rr_log(3, "checkpoint %s: epoch %zu, step %zu, %.3f s", path, tr->epoch + 1, tr->es.steps, now - t0);
+    else
+        rr_log(3, "checkpoint %s: after epoch %zu, %.3f s", path, tr->epoch, now - t0);
 }
 
 /* A checkpoint is due after this step (by steps or by time). */
@@ -768,8 +771,9 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
             ck->last = rr_now();
             return RR_OK;
         }
-        if (s == RR_ERR_ARG || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL) {
-            /* another run's checkpoint or a resource problem: no fallback */
+        if (s == RR_ERR_ARG || s == RR_ERR_VERSION || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL) {
+            /* another run's checkpoint, a newer rnnrec's, or a resource
+             * problem: an older checkpoint would fail the same way */
             if (err) *err = e;
             return s;
         }
