@@ -765,8 +765,8 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
         rr_error e;
         s = ck_load(tr, path, &e);
         if (!s) {
-            rr_log(2, "resuming from %s: epoch %zu%s, %zu steps into it", path,
-                   tr->in_epoch ? tr->epoch + 1 : tr->epoch, tr->in_epoch ? "" : " done", tr->es.steps);
+            if (tr->in_epoch) rr_log(2, "resuming from %s: epoch %zu, %zu steps into it", path, tr->epoch + 1, tr->es.steps);
+            else rr_log(2, "resuming from %s: after epoch %zu", path, tr->epoch);
             ck->resumed = true;
             ck->last = rr_now();
             return RR_OK;
@@ -1024,7 +1024,7 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
     if (jf && fclose(jf) != 0 && !s) s = rr_err(err, RR_ERR_IO, "%s: write failed", p->log_json);
     if (tr.ck.on) {
         if (p->checkpoint_failures) *p->checkpoint_failures = tr.ck.failed;
-        rr_log(2, "checkpoints: %zu written, %zu failed, %.3f s writing (slowest %.3f s), %.1f MB each",
+        rr_log(2, "checkpoints: %zu written, %zu failed, %.3f s writing (slowest %.3f s), last %.1f MB",
                tr.ck.written, tr.ck.failed, tr.ck.secs, tr.ck.max_secs, (double)tr.ck.bytes / 1e6);
     }
     if (tr.xchg) {
