@@ -274,6 +274,10 @@ static void print_params(const rr_train_params *p) {
     printf("k %zu\nsample-size %zu\nlambda %g\nalpha %g\n", p->knn_k, p->sknn_sample, p->iknn_lambda,
            p->iknn_alpha);
     printf("seed %llu\nthreads %d\nverbose %d\n", (unsigned long long)p->seed, p->threads, p->verbose);
+    printf("checkpoint-dir %s\n", p->checkpoint_dir ? p->checkpoint_dir : "-");
+    if (p->checkpoint_steps) printf("checkpoint-every %zu\n", p->checkpoint_steps);
+    else printf("checkpoint-every %gs\n", p->checkpoint_secs);
+    printf("resume %s\n", p->resume ? "yes" : "no");
 }
 
 static void kinds_list(char *buf, size_t cap) {

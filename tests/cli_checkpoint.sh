@@ -148,6 +148,12 @@ expect_rc 2 "--resume and --checkpoint-dir differ" "$BIN" train -q "${ARGS[@]}" 
 expect_rc 2 "bad --checkpoint-every" "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$T/z" --checkpoint-every 5x -o "$T/x.rr"
 expect_rc 2 "zero --checkpoint-every" "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$T/z" --checkpoint-every 0 -o "$T/x.rr"
 expect_rc 2 "checkpoints for a baseline" "$BIN" train -q --model pop --checkpoint-dir "$T/z" "$T/d/train.tsv" -o "$T/x.rr"
+expect_rc 0 "--print-params" "$BIN" train --model gru --resume "$T/r" --checkpoint-every 2m --print-params
+expect_out "checkpoint-dir $T/r" "--print-params: the folder"
+expect_out "checkpoint-every 120s" "--print-params: 2m is 120 s"
+expect_out "resume yes" "--print-params: resume"
+expect_rc 0 "--print-params by steps" "$BIN" train --model gru --checkpoint-every 25 --print-params
+expect_out "checkpoint-every 25" "--print-params: every 25 steps"
 expect_rc 0 "train --help" "$BIN" train --help
 expect_out "--checkpoint-every N|Ns" "--help lists --checkpoint-every"
 expect_out "--resume DIR" "--help lists --resume"
