@@ -61,6 +61,8 @@ struct rr_dist_xchg {
     size_t wU, wE, n_items, max_rows, max_erows;
     size_t block_words;      /* the largest block one rank may send */
     int dense_in_gather;     /* P = 2: the dense blob rides in the gather */
+    int padded;              /* P = 2: one allgather of fixed-size blocks, header inside */
+    size_t stride;           /* padded: words per rank (header + largest block) */
     size_t n_dense;
     xhdr *hdr;               /* (P) */
     int *counts, *displs;    /* (P) words of each rank's block, its offset */
@@ -96,12 +98,18 @@ rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows
      * fewer per step.  More ranks: the allreduce (its volume stays ~2
      * n_dense while a gather's grows as P - 1). */
     const int fold = P == 2;
+    /* Two ranks also skip the header round: every block is sent at its
+     * largest size with the header in front, one collective per step.  With
+     * S samples the rows are near their bound (2B + S), so the padding is a
+     * few per cent; at more ranks the P - 1 padded blocks would cost more
+     * than the round saves. */
+    const size_t hw = (sizeof(xhdr) + 3) / 4;
     /* block words: urows + gB + gU (max_rows (2 + wU)), erows + gE
      * (max_erows (1 + wE)), the dense blob when folded */
     size_t a, b, words, total, cu, ce;
     bool ok = rr_add_size(wU, 2, &a) && rr_mul_size(max_rows, a, &a) && rr_add_size(wE, 1, &b) &&
               rr_mul_size(max_erows, b, &b) && rr_add_size(a, b, &words) &&
-              rr_add_size(words, fold ? n_dense : 0, &words) && rr_mul_size(words, P, &total) &&
+              rr_add_size(words, fold ? n_dense + hw : 0, &words) && rr_mul_size(words, P, &total) &&
               total <= (size_t)INT_MAX && rr_mul_size(max_rows, P, &cu) && rr_mul_size(max_erows, P, &ce) &&
               rr_mul_size(cu, wU, &a) && rr_mul_size(ce, wE, &b) && rr_mul_size(a, sizeof(float), &a) &&
               rr_mul_size(b, sizeof(float), &b);
@@ -120,6 +128,8 @@ rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows
     x->max_erows = max_erows;
     x->block_words = words;
     x->dense_in_gather = fold;
+    x->padded = fold;
+    x->stride = words;
     x->n_dense = n_dense;
     x->hdr = rr_malloc_n(P, sizeof *x->hdr);
     x->counts = rr_malloc_n(P, sizeof *x->counts);
@@ -212,9 +222,19 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
         n_dense > (size_t)INT_MAX)
         return rr_err(err, RR_ERR_INTERNAL, "distributed step: %zu rows exceed the exchange's %zu", mine->nU,
                       x->max_rows);
-    /* 1. headers */
+    /* 1. headers (padded: header and block in one allgather) */
     xhdr h = {mine->nU, mine->nUb, mine->nE, *rows, *loss_sum};
-    MPI_Allgather(&h, (int)sizeof h, MPI_BYTE, x->hdr, (int)sizeof h, MPI_BYTE, MPI_COMM_WORLD);
+    const size_t hw = (sizeof h + 3) / 4;
+    if (x->padded) {
+        uint32_t *blk = x->recv + (size_t)me * x->stride;
+        memcpy(blk, &h, sizeof h);
+        pack(x, blk + hw, mine, gdense);
+        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, (int)x->stride, MPI_UINT32_T, MPI_COMM_WORLD);
+        for (int r = 0; r < P; r++) memcpy(&x->hdr[r], x->recv + (size_t)r * x->stride, sizeof h);
+        x->tr.pad_bytes += (uint64_t)(P - 1) * x->stride * 4;
+    } else {
+        MPI_Allgather(&h, (int)sizeof h, MPI_BYTE, x->hdr, (int)sizeof h, MPI_BYTE, MPI_COMM_WORLD);
+    }
     size_t off = 0;
     double loss = 0;
     uint64_t nrows = 0;
@@ -224,7 +244,7 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
             return rr_err(err, RR_ERR_INTERNAL, "distributed step: rank %d sent %llu rows (at most %zu)", r,
                           (unsigned long long)q->nU, x->max_rows);
         x->counts[r] = (int)block_words(x, q);
-        x->displs[r] = (int)off;
+        x->displs[r] = x->padded ? (int)((size_t)r * x->stride + hw) : (int)off;
         off += (size_t)x->counts[r];
         loss += q->loss;     /* rank order: the same sum everywhere */
         nrows += q->rows;
@@ -239,9 +259,11 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
         return RR_OK;
     }
     /* 2. row blocks: this rank's packed in place, then everyone's */
-    pack(x, x->recv + x->displs[me], mine, gdense);
-    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, x->counts, x->displs, MPI_UINT32_T,
-                   MPI_COMM_WORLD);
+    if (!x->padded) {
+        pack(x, x->recv + x->displs[me], mine, gdense);
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, x->counts, x->displs, MPI_UINT32_T,
+                       MPI_COMM_WORLD);
+    }
     /* merge: output rows of every rank (rank order), then the input-only
      * Wy rows, then the E/X1 rows */
     size_t nU = 0, nE = 0;

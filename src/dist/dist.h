@@ -10,9 +10,10 @@
  *      gradients (Wy rows and their By entries, E/X1 rows), merged on every
  *      rank in rank order, so all ranks build the bit-identical combined
  *      list (duplicates summed, the same additions in the same order);
- *   3. one allreduce (sum) over the flat dense-gradient blob; with two
- *      ranks the blob rides in step 2's gather instead (the same bytes,
- *      one collective fewer) and is summed in rank order.
+ *   3. one allreduce (sum) over the flat dense-gradient blob.
+ * With two ranks all three are one allgather of fixed-size blocks (header,
+ * rows, dense blob, padded to the largest block; the blob summed in rank
+ * order): the same bytes within a few per cent, one collective per step.
  * When step 1 finds every rank out of rows, steps 2 and 3 are skipped:
  * that is how the ranks learn together that the epoch is over.
  * docs/distributed.md gives the bytes per step and what that means for
@@ -72,6 +73,8 @@ typedef struct rr_dist_traffic {
     uint64_t rows_union;    /* combined Wy + E rows after the merge */
     uint64_t rows_local;    /* this rank's Wy + E rows before it */
     uint64_t dense_bytes;   /* step 3: the blob (n_dense floats) */
+    uint64_t pad_bytes;     /* two ranks: everything received in the one
+                             * padded allgather (header, rows, dense, padding) */
     double seconds;         /* wall time inside the exchange */
 } rr_dist_traffic;
 

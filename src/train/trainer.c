@@ -1034,9 +1034,9 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
         double k = t.steps ? 1.0 / (double)t.steps : 0;
         rr_log(2,
                "dist: %d ranks, %llu steps; per step on rank %d: headers %.0f B, rows sent %.0f B, received %.0f B, "
-               "dense %.0f B; rows %.1f own, %.1f combined; exchange %.3f ms",
+               "dense %.0f B (padded gather: %.0f B received); rows %.1f own, %.1f combined; exchange %.3f ms",
                rr_dist_size(tr.dist), (unsigned long long)t.steps, rr_dist_rank(tr.dist), (double)t.hdr_bytes * k,
-               (double)t.rows_sent * k, (double)t.rows_recv * k, (double)t.dense_bytes * k,
+               (double)t.rows_sent * k, (double)t.rows_recv * k, (double)t.dense_bytes * k, (double)t.pad_bytes * k,
                (double)t.rows_local * k, (double)t.rows_union * k, t.seconds * k * 1e3);
     }
     const double best_score = tr.best_score, best_mrr = tr.best_mrr, last_loss = tr.last_loss;
