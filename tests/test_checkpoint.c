@@ -3,7 +3,9 @@
  *  - the file round-trips every field of a state with 1 and 3 streams;
  *  - damaged files are refused with the specific error: bad magic, newer
  *    version, header and section checksums, truncation, trailing bytes,
- *    values outside the layout or the data;
+ *    values outside the layout or the data; every line of the state text
+ *    deleted, doubled or given a hostile value (refused or accepted, never
+ *    a crash);
  *  - the fingerprint names what differs, and only the thread count may;
  *  - the folder keeps the two newest and drops stale temporaries;
  *  - training with checkpoints gives the same weights as without, resuming
@@ -376,6 +378,108 @@ static void test_damaged(void) {
     fx_free(&dst);
 }
 
+/* The file d (len) with its "state" text replaced by t: sections re-laid
+ * out, every CRC recomputed, so only the value checks can refuse it.
+ * Returns the new length (*out malloc'ed). */
+static size_t with_state(const unsigned char *d, const char *t, unsigned char **out) {
+    uint32_t n = le32(d + 16), hl = 32 + 56 * n;
+    size_t cap = hl + strlen(t) + 64 * (n + 1);
+    for (uint32_t i = 0; i < n; i++) cap += (size_t)le64(d + 32 + 56 * (size_t)i + 48);
+    unsigned char *o = calloc(1, cap);
+    memcpy(o, d, hl);
+    uint64_t at = hl;
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned char *e = o + 32 + 56 * (size_t)i;
+        const unsigned char *src = d + le64(e + 40);
+        uint64_t len = le64(e + 48);
+        if (!strcmp((const char *)e, "state")) {
+            src = (const unsigned char *)t;
+            len = strlen(t);
+        }
+        at = (at + 63) / 64 * 64;
+        memcpy(o + at, src, (size_t)len);
+        put32(e + 36, rr_crc32c(0, src, (size_t)len));
+        for (int b = 0; b < 8; b++) e[40 + b] = (unsigned char)(at >> (8 * b));
+        for (int b = 0; b < 8; b++) e[48 + b] = (unsigned char)(len >> (8 * b));
+        at += len;
+    }
+    for (int b = 0; b < 8; b++) o[24 + b] = (unsigned char)(at >> (8 * b));
+    fix_header_crc(o);
+    *out = o;
+    return (size_t)at;
+}
+
+/* Every line of the state deleted, doubled or given a hostile value: the
+ * reader refuses or accepts, never crashes (the sanitizer build checks
+ * the memory side); deleted, doubled and non-numeric lines are refused. */
+static void test_hostile_state(void) {
+    fixture a;
+    fx_init(&a, 2, 31);
+    char dir[300], path[400];
+    path_in(dir, sizeof dir, "host");
+    size_t removed, len;
+    rr_error err;
+    CHECK_OK(rr_ckpt_dir_prepare(dir, &removed, &err), &err);
+    CHECK_OK(rr_ckpt_write(dir, 1, &a.c, &a.lay, &err), &err);
+    rr_ckpt_path(path, sizeof path, dir, 1);
+    unsigned char *d = slurp(path, &len);
+    uint64_t sl, so = d ? sect_off(d, "state", &sl) : 0;
+    CHECK(so > 0);
+    if (!so) return;
+    char *st = calloc(1, (size_t)sl + 1);
+    memcpy(st, d + so, (size_t)sl);
+    static const char *vals[] = {"",  "x", "-1", "0", "1", "2", "4", "5", "18446744073709551615",
+                                 "18446744073709551616", "nan", "inf", "1e308", "0x10",
+                                 "0000000000000000,0000000000000000,0000000000000000,0000000000000000",
+                                 "ffffffffffffffff,1,2,3", "3,4"};
+    const size_t nv = sizeof vals / sizeof vals[0];
+    size_t lines = 0, refused = 0, tried = 0;
+    for (const char *p = st; *p; p++) lines += *p == '\n';
+    char *t = malloc((size_t)sl * 2 + 256);
+    for (size_t k = 0; k < lines; k++) {
+        /* line k: [ls, le) */
+        const char *ls = st;
+        for (size_t j = 0; j < k; j++) ls = strchr(ls, '\n') + 1;
+        const char *le = strchr(ls, '\n') + 1, *eq = strchr(ls, '=');
+        for (size_t v = 0; v < nv + 2; v++) {
+            size_t o = 0;
+            memcpy(t, st, (size_t)(ls - st));
+            o = (size_t)(ls - st);
+            bool must_fail = false;
+            if (v == nv) {
+                must_fail = true; /* deleted */
+            } else if (v == nv + 1) {
+                memcpy(t + o, ls, (size_t)(le - ls)); /* doubled */
+                o += (size_t)(le - ls);
+                memcpy(t + o, ls, (size_t)(le - ls));
+                o += (size_t)(le - ls);
+                must_fail = true;
+            } else {
+                memcpy(t + o, ls, (size_t)(eq + 1 - ls));
+                o += (size_t)(eq + 1 - ls);
+                o += (size_t)sprintf(t + o, "%s\n", vals[v]);
+                must_fail = v <= 1;
+            }
+            strcpy(t + o, le);
+            unsigned char *m = NULL;
+            size_t ml = with_state(d, t, &m);
+            rr_status s = read_bytes(&a, m, ml, &err);
+            tried++;
+            refused += s != RR_OK;
+            if (must_fail)
+                CHECK_MSG(s != RR_OK, "state line %zu (%.*s) %s was accepted", k + 1, (int)(le - ls - 1), ls,
+                          v == nv ? "deleted" : v == nv + 1 ? "doubled" : "emptied");
+            free(m);
+        }
+    }
+    CHECK_MSG(refused > tried / 2, "only %zu of %zu hostile states refused", refused, tried);
+    printf("test_checkpoint: %zu hostile states of %zu lines, %zu refused\n", tried, lines, refused);
+    free(t);
+    free(st);
+    free(d);
+    fx_free(&a);
+}
+
 static void test_fingerprint(void) {
     rr_error err;
     bool td = true;
@@ -652,6 +756,7 @@ int main(void) {
     test_round_trip(1);
     test_round_trip(3);
     test_damaged();
+    test_hostile_state();
     test_fingerprint();
     test_folder();
     test_trainer();

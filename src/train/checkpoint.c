@@ -618,7 +618,7 @@ rr_status rr_ckpt_write(const char *dir, uint64_t seq, const rr_ckpt *c, const r
         snprintf(name, sizeof name, "s%zu.slot_pos", r);
         wf_add(&w, name, RR_DT_I64, q->slot_pos, q->n * sizeof(size_t));
         for (size_t l = 0; l < lay->L; l++) {
-            snprintf(name, sizeof name, "s%zu.state%zu", r, l);
+            snprintf(name, sizeof name, "s%u.state%u", (unsigned)r, (unsigned)l); /* r < 4096, l < 8 */
             wf_add(&w, name, RR_DT_F32, q->state[l], q->n * lay->state_width[l] * sizeof(float));
         }
     }
@@ -855,8 +855,9 @@ static rr_status check_layout(const kv *k, const rr_ckpt_layout *lay, const char
 static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr_ckpt *c, rr_error *err) {
     const char *path = r->path;
     rr_status s = check_layout(k, lay, path, err);
+    if (s) return s;
     size_t in_epoch = 0, has_best = 0, has_sampler = 0;
-    if (!s) s = kv_u64(k, "t", &c->t, err);
+    s = kv_u64(k, "t", &c->t, err);
     if (!s) s = kv_u64(k, "steps_total", &c->steps_total, err);
     if (!s) s = kv_size(k, "epoch", lay->epochs_max, &c->epoch, err);
     if (!s) s = kv_size(k, "in_epoch", 1, &in_epoch, err);
@@ -872,7 +873,10 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
     if (!s) s = kv_u64(k, "log_bytes", &c->log_bytes, err);
     if (!s) s = kv_size(k, "has_best", 1, &has_best, err);
     if (!s) s = kv_size(k, "sampler", 1, &has_sampler, err);
-    if (s) return s;
+    if (s) {
+        rr_err_prefix(err, "%s", path);
+        return s;
+    }
     c->in_epoch = (int)in_epoch;
     c->has_best = (int)has_best;
     c->has_sampler = (int)has_sampler;
@@ -895,7 +899,10 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
         s = kv_rng(k, "sampler.rng", &c->sampler.rng, err);
         if (!s) s = kv_u64(k, "sampler.refills", &c->sampler.refills, err);
         if (!s) s = kv_u64(k, "sampler.cursor", &c->sampler.cursor, err);
-        if (s) return s;
+        if (s) {
+            rr_err_prefix(err, "%s", path);
+            return s;
+        }
     }
     const size_t pb = lay->n_params * sizeof(float);
     s = rf_get(r, "weights", RR_DT_F32, pb, c->weights, err);
@@ -914,7 +921,10 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
         if (!s) s = kv_size(k, key, lay->n_order, &st->next, err);
         snprintf(key, sizeof key, "s%zu.rng", q);
         if (!s) s = kv_rng(k, key, &st->rng, err);
-        if (s) return s;
+        if (s) {
+            rr_err_prefix(err, "%s", path);
+            return s;
+        }
         if (!c->in_epoch && st->n)
             return rr_err(err, RR_ERR_RANGE, "%s: stream %zu holds %zu slots between epochs", path, q, st->n);
         if (st->n > st->next)
@@ -925,7 +935,7 @@ static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr
         snprintf(key, sizeof key, "s%zu.slot_pos", q);
         if (!s) s = rf_get(r, key, RR_DT_I64, st->n * sizeof(size_t), st->slot_pos, err);
         for (size_t l = 0; l < lay->L && !s; l++) {
-            snprintf(key, sizeof key, "s%zu.state%zu", q, l);
+            snprintf(key, sizeof key, "s%u.state%u", (unsigned)q, (unsigned)l);
             s = rf_get(r, key, RR_DT_F32, st->n * lay->state_width[l] * sizeof(float), st->state[l], err);
         }
         if (s) return s;
@@ -957,7 +967,7 @@ rr_status rr_ckpt_read(const char *path, const rr_ckpt_layout *lay, rr_ckpt *c, 
     }
     if (!s) s = rf_text(&r, "state", &st, &sl, err);
     kv k = {0};
-    if (!s) s = kv_parse(&k, st, sl, "checkpoint state", err);
+    if (!s && (s = kv_parse(&k, st, sl, "checkpoint state", err))) rr_err_prefix(err, "%s", path);
     if (!s) s = read_state(&r, &k, lay, c, err);
     kv_free(&k);
     free(st);
