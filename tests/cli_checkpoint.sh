@@ -142,6 +142,15 @@ expect_rc 0 "another thread count: allowed" "$BIN" train "${ARGS[@]}" "$TR" --th
 expect_err "another thread count" "thread count warning"
 expect_rc 2 "a fresh run into a used folder" "$BIN" train -q "${ARGS[@]}" "$TR" --checkpoint-dir "$T/r" -o "$T/x.rr"
 expect_err "already holds checkpoints" "used folder"
+# one run per folder: a second one on a folder in use is refused
+"$BIN" train -q "${ARGS[@]}" "$TR" --epochs 30 --checkpoint-dir "$T/busy" --checkpoint-every 1 -o "$T/busy.rr" &
+pid=$!
+for _ in $(seq 1 100); do [ -n "$(newest "$T/busy")" ] && break; sleep 0.05; done
+expect_rc 2 "a folder in use" "$BIN" train -q "${ARGS[@]}" "$TR" --epochs 30 --resume "$T/busy" -o "$T/x.rr"
+expect_err "is in use by another training run" "folder in use"
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+expect_rc 0 "the folder after its run was killed" "$BIN" train -q "${ARGS[@]}" "$TR" --epochs 30 --resume "$T/busy" -o "$T/x.rr"
 expect_rc 2 "resume from an empty folder" "$BIN" train -q "${ARGS[@]}" "$TR" --resume "$T/empty" -o "$T/x.rr"
 expect_err "no checkpoint to resume from" "empty folder"
 expect_rc 2 "--resume and --checkpoint-dir differ" "$BIN" train -q "${ARGS[@]}" "$TR" --resume "$T/r" --checkpoint-dir "$T/z" -o "$T/x.rr"

@@ -562,6 +562,16 @@ static void test_folder(void) {
     CHECK(n == 1 && seqs[0] == 3); /* "ckpt-12.rrc" and ".bad" are not checkpoints */
     CHECK(rr_ckpt_path(p, sizeof p, "d", 42) && !strcmp(p, "d/ckpt-000000000042.rrc"));
     CHECK(!rr_ckpt_path(p, 8, "d", 42));
+    /* one run per folder: a second lock fails until the first is dropped */
+    int fd1 = -1, fd2 = -1;
+    CHECK_OK(rr_ckpt_dir_lock(dir, &fd1, &err), &err);
+    CHECK(rr_ckpt_dir_lock(dir, &fd2, &err) == RR_ERR_ARG && strstr(err.msg, "in use by another training run"));
+    CHECK(fd2 == -1);
+    rr_ckpt_dir_unlock(fd1);
+    CHECK_OK(rr_ckpt_dir_lock(dir, &fd2, &err), &err);
+    rr_ckpt_dir_unlock(fd2);
+    CHECK_OK(rr_ckpt_list(dir, seqs, 4, &n, &err), &err);
+    CHECK(n == 1); /* the lock file is no checkpoint */
     /* a folder that cannot be created */
     snprintf(p, sizeof p, "%s/notes.txt/sub", dir);
     CHECK(rr_ckpt_dir_prepare(p, &removed, &err) == RR_ERR_IO);

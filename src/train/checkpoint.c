@@ -48,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -458,6 +460,30 @@ rr_status rr_ckpt_dir_prepare(const char *dir, size_t *removed, rr_error *err) {
     }
     closedir(d);
     return s;
+}
+
+rr_status rr_ckpt_dir_lock(const char *dir, int *fd, rr_error *err) {
+    *fd = -1;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/lock", dir) >= (int)sizeof path)
+        return rr_err(err, RR_ERR_ARG, "%s: folder name too long", dir);
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return rr_err(err, RR_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) return rr_err(err, RR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(f);
+        if (e == EWOULDBLOCK)
+            return rr_err(err, RR_ERR_ARG, "%s is in use by another training run (%s is locked)", dir, path);
+        return rr_err(err, RR_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
+    }
+    *fd = f;
+    return RR_OK;
+}
+
+void rr_ckpt_dir_unlock(int fd) {
+    if (fd >= 0) close(fd); /* closing drops the flock */
 }
 
 static int seq_desc(const void *a, const void *b) {

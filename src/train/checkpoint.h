@@ -110,6 +110,13 @@ rr_status rr_ckpt_fingerprint_compare(const char *saved, const char *now, bool *
  * gets their count. */
 rr_status rr_ckpt_dir_prepare(const char *dir, size_t *removed, rr_error *err);
 
+/* Takes the folder for this process (creating it when missing, one
+ * level): an exclusive advisory lock (flock) on dir/lock, held until rr_ckpt_dir_unlock (or the process ends, however
+ * it ends).  A second run on the same folder gets RR_ERR_ARG ("in use").
+ * *fd gets the lock's descriptor. */
+rr_status rr_ckpt_dir_lock(const char *dir, int *fd, rr_error *err);
+void rr_ckpt_dir_unlock(int fd); /* fd < 0: nothing */
+
 /* Sequence numbers of the checkpoints in dir, newest first (at most max);
  * *n gets the count.  A missing dir is no checkpoint. */
 rr_status rr_ckpt_list(const char *dir, uint64_t *seqs, size_t max, size_t *n, rr_error *err);

@@ -89,6 +89,7 @@ typedef struct ckpt_run {
     double secs, last, max_secs; /* time spent writing; end of the last write; slowest write */
     uint64_t bytes;             /* size of the last one written */
     uint64_t log_bytes;         /* resumed: the JSON log's length at the checkpoint */
+    int lock_fd;                /* the folder's lock (rr_ckpt_dir_lock), -1: none */
 } ckpt_run;
 
 /* The trainer holds everything the loop needs to continue between any two
@@ -204,6 +205,7 @@ static void trainer_free(trainer *tr) {
     free(tr->tgt);
     rr_dist_xchg_free(tr->xchg);
     free(tr->ck.fingerprint);
+    if (tr->ck.on) rr_ckpt_dir_unlock(tr->ck.lock_fd);
 }
 
 static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train, const rr_dataset *valid,
@@ -722,6 +724,7 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
     const char *dir = p->checkpoint_dir;
     ckpt_run *ck = &tr->ck;
     ck->on = true;
+    ck->lock_fd = -1;
     rr_status s = rr_ckpt_fingerprint(&ck->fingerprint, p, train, valid, tr->cache, nt, err);
     if (s) return s;
     rr_ckpt_layout *lay = &ck->lay;
@@ -738,8 +741,11 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
     lay->has_sampler = tr->sampler != NULL;
     lay->can_have_best = valid != NULL;
     lay->fingerprint = ck->fingerprint;
+    /* one run per folder: a second would race this one's writes (and
+     * removing "stale" temporaries would remove its live ones) */
+    s = rr_ckpt_dir_lock(dir, &ck->lock_fd, err);
     size_t removed = 0;
-    s = rr_ckpt_dir_prepare(dir, &removed, err);
+    if (!s) s = rr_ckpt_dir_prepare(dir, &removed, err);
     if (s) return s;
     if (removed) rr_log(1, "%s: removed %zu temporary file(s) of an interrupted checkpoint write", dir, removed);
     uint64_t seqs[64];
