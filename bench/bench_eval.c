@@ -8,13 +8,16 @@
  *    threads, with the FLOP floor per target (2 H N multiply-adds).
  * 3. diginetica-srgnn from $RR_SHARED_DATA when present: train = sessions
  *    1..186,670, test = 186,671.. (the SR-GNN split, 60,858 targets), for
- *    POP and, when built in, spop and markov.
+ *    POP and, when built in, spop and markov; then GRUs of H = 100 and 512
+ *    trained for one epoch (GRU4Rec's diginetica preset otherwise), exact
+ *    and screened: the band on a trained model.
  *    Each GRU run is made twice, with the exact engine (screen off) and
  *    with the quantised screen (nn/screen.h), on the same model and data:
  *    targets/s of both, their ratio, and the share of (session, item)
  *    pairs the screen could not decide and rescored exactly.
- * Usage: bench_eval [threads] [gru-only] [H]
- *   gru-only 1: only part 2;  H: only that width (100 or 512) in part 2 */
+ * Usage: bench_eval [threads] [part] [H]
+ *   part 1: only part 2; part 2: only the GRUs of part 3;  H: only that
+ *   width (100 or 512) in the GRU runs */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,10 +152,9 @@ static rr_model *gru_model(const rr_dataset *train, size_t H, rr_rng *rng, rr_er
     return m;
 }
 
-static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, int max_threads, rr_rng *rng) {
+/* Evaluates m with the exact engine and with the screen, 1..max_threads. */
+static int compare_paths(const char *label, size_t H, const rr_model *m, const rr_dataset *test, int max_threads) {
     rr_error err;
-    rr_model *m = gru_model(train, H, rng, &err);
-    if (!m) return die(&err);
     for (int t = 1; t <= max_threads; t++) {
         double base = 0;
         for (int screened = 0; screened <= 1; screened++) {
@@ -169,9 +171,9 @@ static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, in
             /* On a shared machine the wall clock says how much CPU we got;
              * the process CPU time (spin-waits included) says what the work
              * cost. */
-            printf("synthetic gru H %-4zu threads %d %s: %zu targets, %zu items, %.3f s (cpu %.3f s), %.0f targets/s, "
+            printf("%s H %-4zu threads %d %s: %zu targets, %zu items, %.3f s (cpu %.3f s), %.0f targets/s, "
                    "%.0f targets/cpu-s, %.1f GFLOP/s of the 2HN floor, Recall@20 %.6f MRR@20 %.6f\n",
-                   H, t, screened ? "screen" : "exact ", r.n_targets, r.n_items, r.seconds, cpu, tps,
+                   label, H, t, screened ? "screen" : "exact ", r.n_targets, r.n_items, r.seconds, cpu, tps,
                    (double)r.n_targets / cpu, tps * flop * 1e-9, r.recall[3], r.mrr[3]);
             if (screened) {
                 size_t pairs, nr, ntop;
@@ -188,14 +190,22 @@ static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, in
         }
         rr_screen_force_off(0);
     }
-    rr_model_free(m);
     return 0;
+}
+
+static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, int max_threads, rr_rng *rng) {
+    rr_error err;
+    rr_model *m = gru_model(train, H, rng, &err);
+    if (!m) return die(&err);
+    int rc = compare_paths("synthetic gru", H, m, test, max_threads);
+    rr_model_free(m);
+    return rc;
 }
 
 int main(int argc, char **argv) {
     int max_threads = argc > 1 ? atoi(argv[1]) : 2;
     if (max_threads < 1) max_threads = 1;
-    int gru_only = argc > 2 && atoi(argv[2]) != 0;
+    int part = argc > 2 ? atoi(argv[2]) : 0, gru_only = part == 1;
     rr_error err;
     rr_rng rng;
     rr_rng_seed(&rng, 1);
@@ -212,7 +222,7 @@ int main(int argc, char **argv) {
     rr_train_params_default(&tp);
     tp.kind = "pop";
     rr_model *m = NULL;
-    if (!gru_only) {
+    if (part == 0) {
         if (rr_model_train(&m, train, NULL, &tp, &err)) return die(&err);
         for (int t = 1; t <= max_threads; t++)
             if (run("synthetic pop (43,097 items)", m, test, t)) return 1;
@@ -222,8 +232,8 @@ int main(int argc, char **argv) {
     rr_dataset *gtest = synth(&rng, ni, 4000, 5, cdf);
     free(cdf);
     size_t only_h = argc > 3 ? (size_t)atoi(argv[3]) : 0;
-    if ((only_h != 512 && run_gru(100, train, gtest, max_threads, &rng)) ||
-        (only_h != 100 && run_gru(512, train, gtest, max_threads, &rng)))
+    if (part != 2 && ((only_h != 512 && run_gru(100, train, gtest, max_threads, &rng)) ||
+                      (only_h != 100 && run_gru(512, train, gtest, max_threads, &rng))))
         return 1;
     rr_dataset_free(gtest);
     rr_dataset_free(train);
@@ -250,7 +260,7 @@ int main(int argc, char **argv) {
            rr_now() - t0, train->s.n_events, train->items.n, test->s.n_events, test->s.n_sessions);
     rr_dataset_free(all);
     static const char *kinds[] = {"pop", "spop", "markov"};
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < 3 && part != 2; k++) {
         if (!rr_model_fit_find(kinds[k])) {
             printf("%s: kind not built in, skipped\n", kinds[k]);
             continue;
@@ -262,6 +272,23 @@ int main(int argc, char **argv) {
         snprintf(label, sizeof label, "diginetica %s", kinds[k]);
         for (int t = 1; t <= max_threads; t++)
             if (run(label, m, test, t)) return 1;
+        rr_model_free(m);
+    }
+    for (size_t H = 100; H <= 512; H += 412) {
+        if (only_h && H != only_h) continue;
+        rr_train_params gp;
+        rr_train_params_default(&gp);
+        if (rr_train_params_preset(&gp, "diginetica", &err)) return die(&err);
+        gp.kind = "gru";
+        gp.layers[0] = H;
+        gp.epochs = 1;
+        gp.threads = max_threads;
+        m = NULL;
+        t0 = rr_now();
+        if (rr_model_train(&m, train, NULL, &gp, &err)) return die(&err);
+        printf("diginetica gru H %zu: one epoch trained in %.1f s\n", H, rr_now() - t0);
+        fflush(stdout);
+        if (compare_paths("diginetica gru", H, m, test, max_threads)) return 1;
         rr_model_free(m);
     }
     rr_dataset_free(train);

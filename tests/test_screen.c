@@ -7,7 +7,8 @@
  *    |x - Y| <= Delta in double, fma(-2, Delta, Y) <= x, and the float
  *    decisions of fused.c (fl(Y - t) > Delta => x > t, fl(Y - t) < -Delta
  *    => x < t) hold against every target score t of the session; the VNNI
- *    kernel and its plain twin give the same bits.
+ *    kernel and its plain twin give the same bits, and so do the batched
+ *    exact scorers (rr_head_score_items / _pairs) and rr_head_score_one.
  * 2. Engine: rr_fused_rank_screened gives exactly the rank counts, target
  *    scores and top lists (items and score bits) of a reference built here
  *    from ordered fp32 fma chains and rr_rank_scan, on heads with exact ties
@@ -109,7 +110,7 @@ static float ref_score(const thead *t, const float *v, size_t j) {
 static void test_bound(void) {
     rr_rng g;
     rr_rng_seed(&g, 5);
-    size_t pairs = 0, bad_bound = 0, bad_lb = 0, bad_dec = 0, bad_bits = 0, decided = 0;
+    size_t pairs = 0, bad_bound = 0, bad_lb = 0, bad_dec = 0, bad_bits = 0, decided = 0, bad_batch = 0;
     const int trials = check_small() ? 6 : 15;
     for (int trial = 0; trial < trials; trial++) {
         size_t N = 1 + (size_t)rr_rng_below(&g, 400), D = 1 + (size_t)rr_rng_below(&g, 140);
@@ -140,6 +141,26 @@ static void test_bound(void) {
         rr_screen_tile(sc, hq, &ln, 0, N, y2);
         rr_screen_force_off(0);
         for (size_t x = 0; x < N * RR_SCREEN_TILE; x++) bad_bits += !same_bits(y[x], y2[x]);
+        /* the batched exact scorers of the rescoring give rr_head_score_one's bits */
+        int32_t *js = malloc(N * sizeof *js);
+        float *xs1 = malloc(N * sizeof *xs1), *xs2 = malloc(N * sizeof *xs2);
+        const float **vv = malloc(N * sizeof *vv);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < N; j++) {
+                js[j] = (int32_t)rr_rng_below(&g, N);
+                vv[j] = vecs[(i + j) % n];
+            }
+            rr_head_score_items(&t.h, vecs[i], js, N, xs1);
+            rr_head_score_pairs(&t.h, vv, js, N, xs2);
+            for (size_t j = 0; j < N; j++) {
+                bad_batch += !same_bits(xs1[j], rr_head_score_one(&t.h, vecs[i], js[j]));
+                bad_batch += !same_bits(xs2[j], rr_head_score_one(&t.h, vv[j], js[j]));
+            }
+        }
+        free(js);
+        free(xs1);
+        free(xs2);
+        free(vv);
         for (size_t i = 0; i < n; i++) {
             float ts[8];
             for (int q = 0; q < 8; q++) ts[q] = ref_score(&t, vecs[i], (size_t)rr_rng_below(&g, N));
@@ -176,6 +197,7 @@ static void test_bound(void) {
     CHECK_MSG(bad_dec == 0, "%zu of %zu screen decisions wrong", bad_dec, decided);
     CHECK_MSG(bad_bits == 0, "%zu screen scores differ between the VNNI and plain kernels", bad_bits);
     CHECK(decided > pairs); /* the screen decides most comparisons */
+    CHECK_MSG(bad_batch == 0, "%zu batched exact scores differ from rr_head_score_one", bad_batch);
 }
 
 /* ------------------------------------------------------------- engine */

@@ -38,7 +38,7 @@
 
 #define T RR_HEAD_TILE
 #define MAX_THREADS 64
-#define BATCH 16 /* exact rescorings handed to rr_head_score_pairs at once */
+#define BATCH 32 /* exact rescorings handed to rr_head_score_items at once */
 
 static int force_avx2_scan;
 
@@ -60,9 +60,8 @@ typedef struct fz_thread {
     float *cy, *cd;   /* (n, C) ... their screen scores and bounds */
     size_t *ccnt;     /* (n) candidates held */
     size_t n_exact_rank, n_exact_top; /* exact rescorings done */
-    size_t nb;                        /* rank-band pairs waiting (< BATCH) */
-    int32_t br[BATCH], bj[BATCH];     /* their sessions, items, ... */
-    float by[BATCH];                  /* ... screen scores */
+    int32_t *bj;      /* (n, BATCH) rank-band items waiting for their exact score */
+    size_t *bn;       /* (n) how many */
 } fz_thread;
 
 struct rr_fused_scratch {
@@ -93,6 +92,8 @@ static void thread_free(fz_thread *t) {
     free(t->cy);
     free(t->cd);
     free(t->ccnt);
+    free(t->bj);
+    free(t->bn);
     memset(t, 0, sizeof *t);
 }
 
@@ -182,6 +183,10 @@ static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t 
         free(th->cy);
         free(th->cd);
         free(th->ccnt);
+        free(th->bj);
+        free(th->bn);
+        th->bj = rr_malloc_n(cn ? cn : 1, BATCH * sizeof *th->bj);
+        th->bn = rr_malloc_n(cn ? cn : 1, sizeof *th->bn);
         th->lthr = rr_malloc_n(lanes, sizeof *th->lthr);
         th->lbs = rr_malloc_n(nk ? nk : 1, sizeof *th->lbs);
         th->lcnt = rr_malloc_n(cn, sizeof *th->lcnt);
@@ -189,7 +194,7 @@ static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t 
         th->cy = rr_malloc_n(nc, sizeof *th->cy);
         th->cd = rr_malloc_n(nc, sizeof *th->cd);
         th->ccnt = rr_malloc_n(cn, sizeof *th->ccnt);
-        ok = th->lthr && th->lbs && th->lcnt && th->cj && th->cy && th->cd && th->ccnt;
+        ok = th->lthr && th->lbs && th->lcnt && th->cj && th->cy && th->cd && th->ccnt && th->bj && th->bn;
     }
     if (!ok) {
         s->sc_cap_n = 0;
@@ -378,7 +383,7 @@ static void thread_reset(const fz_ctx *c, int t) {
     }
     memset(th->cnt, 0, n * sizeof *th->cnt);
     th->n_exact_rank = th->n_exact_top = 0;
-    th->nb = 0;
+    if (c->scr) memset(th->bn, 0, n * sizeof *th->bn);
     if (c->scr) {
         memcpy(th->lthr, th->thr, c->n_tiles * T * sizeof *th->lthr);
         memset(th->lcnt, 0, n * sizeof *th->lcnt);
@@ -485,11 +490,9 @@ void rr_fused_screen_stats(size_t *pairs, size_t *rank_rescored, size_t *top_res
 static void flush_session(const fz_ctx *c, fz_thread *th, size_t r) {
     const size_t k = c->job->k, C = c->C;
     const size_t m = th->ccnt[r];
-    const float *v[BATCH];
     int32_t jb[BATCH];
     size_t qb[BATCH];
     float x[BATCH];
-    for (size_t i = 0; i < BATCH; i++) v[i] = c->job->vecs[r];
     for (size_t q = 0; q < m;) {
         /* the next BATCH candidates the current L leaves, scored at once */
         size_t nb = 0;
@@ -498,7 +501,7 @@ static void flush_session(const fz_ctx *c, fz_thread *th, size_t r) {
                 qb[nb] = q;
                 jb[nb++] = th->cj[r * C + q];
             }
-        rr_head_score_pairs(c->job->h, v, jb, nb, x);
+        rr_head_score_items(c->job->h, c->job->vecs[r], jb, nb, x);
         th->n_exact_top += nb;
         for (size_t i = 0; i < nb; i++) {
             float xi = th->cy[r * C + qb[i]] == -INFINITY ? -INFINITY : x[i]; /* excluded */
@@ -514,9 +517,15 @@ static void flush_session(const fz_ctx *c, fz_thread *th, size_t r) {
     th->ccnt[r] = 0;
 }
 
+static void band_flush(const fz_ctx *c, fz_thread *th, size_t r);
+
+/* The end of a thread's items: the waiting band items and candidates. */
 static void flush_all(const fz_ctx *c, int t) {
     fz_thread *th = &c->s->th[t];
-    for (size_t r = 0; r < c->job->n; r++) flush_session(c, th, r);
+    for (size_t r = 0; r < c->job->n; r++) {
+        if (c->job->target) band_flush(c, th, r);
+        flush_session(c, th, r);
+    }
 }
 
 /* Inserts v (known to beat the k-th entry) into a list sorted best first. */
@@ -558,30 +567,37 @@ static void candidate(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float
     th->cd[r * C + q] = dl;
 }
 
-/* Counts the waiting rank-band pairs with their exact scores. */
-static void band_flush(const fz_ctx *c, fz_thread *th) {
-    const float *v[BATCH];
+/* Counts session r's waiting rank-band items with their exact scores. */
+static void band_flush(const fz_ctx *c, fz_thread *th, size_t r) {
     float x[BATCH];
-    size_t nb = th->nb;
+    size_t nb = th->bn[r];
     if (!nb) return;
-    for (size_t i = 0; i < nb; i++) v[i] = c->job->vecs[th->br[i]];
-    rr_head_score_pairs(c->job->h, v, th->bj, nb, x);
+    const int32_t *jb = th->bj + r * BATCH;
+    rr_head_score_items(c->job->h, c->job->vecs[r], jb, nb, x);
+    const float t = c->s->tvec[r];
+    size_t g = 0, e = 0;
     for (size_t i = 0; i < nb; i++) {
-        size_t r = (size_t)th->br[i];
-        float xi = th->by[i] == -INFINITY ? -INFINITY : x[i], t = c->s->tvec[r];
-        th->ng[r] += xi > t;
-        th->ne[r] += xi == t;
+        g += x[i] > t;
+        e += x[i] == t;
     }
+    th->ng[r] += g;
+    th->ne[r] += e;
     th->n_exact_rank += nb;
-    th->nb = 0;
+    th->bn[r] = 0;
 }
 
-/* A rank-band pair (lane, item): its exact score decides, in batches. */
+/* A rank-band pair (session r, item j, screen score y): its exact score
+ * decides, BATCH items of a session at a time.  An excluded item (y = -inf)
+ * scores -inf exactly: counted here. */
 static inline void band_item(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float y) {
-    th->br[th->nb] = (int32_t)r;
-    th->bj[th->nb] = j;
-    th->by[th->nb++] = y;
-    if (th->nb == BATCH) band_flush(c, th);
+    if (y == -INFINITY) {
+        float t = c->s->tvec[r];
+        th->ng[r] += -INFINITY > t;
+        th->ne[r] += -INFINITY == t;
+        return;
+    }
+    th->bj[r * BATCH + th->bn[r]++] = j;
+    if (th->bn[r] == BATCH) band_flush(c, th, r);
 }
 
 /* The screened scan of one tile's slice (lanes r0 .. r0+nt-1), portable. */
@@ -697,7 +713,6 @@ static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b) {
             }
         }
     }
-    band_flush(c, th);
 }
 
 /* out = the best k of two lists ordered by (score desc, index asc), in the

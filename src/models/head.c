@@ -276,6 +276,63 @@ __attribute__((target("avx2,fma"))) static void pairs8_fma(const rr_head *h, con
     out[7] = a7 + h->b[j[7]];
 }
 
+/* One group of 8 items (rows w[8g] .. w[8g+7]) over components k .. k+7:
+ * the 8x8 block is transposed so that column m holds W[j, k+m] of the 8
+ * items, then acc_g = fma(v[k+m], column m, acc_g) for m = 0..7 in order. */
+#define ITEM_GROUP(g)                                                                              \
+    do {                                                                                           \
+        __m256 r0 = _mm256_loadu_ps(w[8 * g + 0] + k), r1 = _mm256_loadu_ps(w[8 * g + 1] + k);     \
+        __m256 r2 = _mm256_loadu_ps(w[8 * g + 2] + k), r3 = _mm256_loadu_ps(w[8 * g + 3] + k);     \
+        __m256 r4 = _mm256_loadu_ps(w[8 * g + 4] + k), r5 = _mm256_loadu_ps(w[8 * g + 5] + k);     \
+        __m256 r6 = _mm256_loadu_ps(w[8 * g + 6] + k), r7 = _mm256_loadu_ps(w[8 * g + 7] + k);     \
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);                   \
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);                   \
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);                   \
+        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);                   \
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);         \
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);         \
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);         \
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);         \
+        acc##g = _mm256_fmadd_ps(x0, _mm256_permute2f128_ps(u0, u4, 0x20), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x1, _mm256_permute2f128_ps(u1, u5, 0x20), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x2, _mm256_permute2f128_ps(u2, u6, 0x20), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x3, _mm256_permute2f128_ps(u3, u7, 0x20), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x4, _mm256_permute2f128_ps(u0, u4, 0x31), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x5, _mm256_permute2f128_ps(u1, u5, 0x31), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x6, _mm256_permute2f128_ps(u2, u6, 0x31), acc##g);                \
+        acc##g = _mm256_fmadd_ps(x7, _mm256_permute2f128_ps(u3, u7, 0x31), acc##g);                \
+    } while (0)
+
+/* Up to 32 items (8 G of them, G = 1..4 groups) for one vector: one item
+ * per lane of G 8-lane accumulators, each lane the ordered chain of head.h
+ * (fma(v[k], W[j, k], acc)); the G chains in flight hide the FMA latency. */
+__attribute__((target("avx2,fma"))) static void items_avx2(const rr_head *h, const float *v, const int32_t *j,
+                                                          int G, float *out) {
+    const size_t D = h->D, m = 8 * (size_t)G;
+    const float *w[32];
+    for (size_t q = 0; q < 32; q++) w[q] = h->W + (size_t)j[q < m ? q : m - 1] * D;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    size_t k = 0;
+    for (; k + 8 <= D; k += 8) {
+        const __m256 x0 = _mm256_broadcast_ss(v + k), x1 = _mm256_broadcast_ss(v + k + 1),
+                     x2 = _mm256_broadcast_ss(v + k + 2), x3 = _mm256_broadcast_ss(v + k + 3),
+                     x4 = _mm256_broadcast_ss(v + k + 4), x5 = _mm256_broadcast_ss(v + k + 5),
+                     x6 = _mm256_broadcast_ss(v + k + 6), x7 = _mm256_broadcast_ss(v + k + 7);
+        ITEM_GROUP(0);
+        if (G > 1) ITEM_GROUP(1);
+        if (G > 2) ITEM_GROUP(2);
+        if (G > 3) ITEM_GROUP(3);
+    }
+    float a[32];
+    _mm256_storeu_ps(a, acc0);
+    _mm256_storeu_ps(a + 8, acc1);
+    _mm256_storeu_ps(a + 16, acc2);
+    _mm256_storeu_ps(a + 24, acc3);
+    for (; k < D; k++)
+        for (size_t q = 0; q < m; q++) a[q] = fmaf(v[k], w[q][k], a[q]);
+    for (size_t q = 0; q < m; q++) out[q] = a[q] + h->b[j[q < m ? q : m - 1]];
+}
+
 /* fmaf here compiles to one vfmadd231ss: the same rounding as the lanes. */
 __attribute__((target("avx2,fma"))) static float one_fma(const rr_head *h, const float *v, int32_t j) {
     const float *w = h->W + (size_t)j * h->D;
@@ -356,6 +413,27 @@ void rr_head_score_pairs(const rr_head *h, const float *const *v, const int32_t 
     }
 #endif
     for (; p < n; p++) out[p] = one_plain(h, v[p], j[p]);
+    if (h->act != RR_ACT_LINEAR) rr_act_forward_f32(h->act, h->act_param, out, out, n);
+}
+
+void rr_head_score_items(const rr_head *h, const float *v, const int32_t *j, size_t n, float *out) {
+    size_t p = 0;
+#ifdef HAVE_AVX2_PATH
+    if (use_avx2()) {
+        for (; p + 32 <= n; p += 32) items_avx2(h, v, j + p, 4, out + p);
+        if (p < n) {
+            /* the tail: as many groups of 8 as it needs, the last padded */
+            int32_t jj[32];
+            float o[32];
+            size_t m = n - p, G = (m + 7) / 8;
+            for (size_t q = 0; q < 8 * G; q++) jj[q] = j[p + (q < m ? q : m - 1)];
+            items_avx2(h, v, jj, (int)G, o);
+            memcpy(out + p, o, m * sizeof *out);
+            p = n;
+        }
+    }
+#endif
+    for (; p < n; p++) out[p] = one_plain(h, v, j[p]);
     if (h->act != RR_ACT_LINEAR) rr_act_forward_f32(h->act, h->act_param, out, out, n);
 }
 

@@ -64,6 +64,10 @@ float rr_head_score_one(const rr_head *h, const float *v, int32_t j);
  * eight chains in flight (the screened ranking's exact rescoring). */
 void rr_head_score_pairs(const rr_head *h, const float *const *v, const int32_t *j, size_t n, float *out);
 
+/* out[p] = s_{j[p]} of one vector v, p < n: rr_head_score_one's bits, 32
+ * items at a time with the rows transposed into 8-lane fmas. */
+void rr_head_score_items(const rr_head *h, const float *v, const int32_t *j, size_t n, float *out);
+
 /* Full rows: scores (n, N) = s_j of vecs[i], for ops->score.  scratch holds
  * rr_head_rows_scratch_floats(h) floats, 64-byte aligned. */
 size_t rr_head_rows_scratch_floats(const rr_head *h);
