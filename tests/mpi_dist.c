@@ -252,8 +252,9 @@ static void test_eval_and_train(rr_dist *d) {
             same &= one.recall[c] == all.recall[c] && one.mrr[c] == all.mrr[c] && one.ndcg[c] == all.ndcg[c] &&
                     one.coverage[c] == all.coverage[c] && one.popularity[c] == all.popularity[c];
         CHECK_MSG(same, "split recall@20 %.9f vs %.9f", all.recall[3], one.recall[3]);
-        /* trained, not noise: far above popularity-free chance (20 / 400) */
-        CHECK_MSG(one.recall[3] > 0.2, "recall@20 %.4f", one.recall[3]);
+        /* trained, not noise: above chance (20 / 400 = 0.05), far above it
+         * at full scale (RR_TEST_SCALE=small trains on half the events) */
+        CHECK_MSG(one.recall[3] > (check_small() ? 0.075 : 0.2), "recall@20 %.4f", one.recall[3]);
         /* a test set with fewer sessions than ranks still works */
         rr_dataset *tiny = synth(13, 12, 400);
         if (tiny) {

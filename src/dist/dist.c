@@ -231,7 +231,6 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
         pack(x, blk + hw, mine, gdense);
         MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->recv, (int)x->stride, MPI_UINT32_T, MPI_COMM_WORLD);
         for (int r = 0; r < P; r++) memcpy(&x->hdr[r], x->recv + (size_t)r * x->stride, sizeof h);
-        x->tr.pad_bytes += (uint64_t)(P - 1) * x->stride * 4;
     } else {
         MPI_Allgather(&h, (int)sizeof h, MPI_BYTE, x->hdr, (int)sizeof h, MPI_BYTE, MPI_COMM_WORLD);
     }
@@ -310,6 +309,7 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
     all->erows = x->erows;
     all->gE = x->gE;
     const uint64_t fold_words = x->dense_in_gather ? (uint64_t)n_dense : 0;
+    if (x->padded) x->tr.pad_bytes += (uint64_t)(P - 1) * x->stride * 4;
     x->tr.steps++;
     x->tr.rows_sent += ((uint64_t)x->counts[me] - fold_words) * 4;
     x->tr.rows_recv += ((uint64_t)(off - (size_t)x->counts[me]) - fold_words * (uint64_t)(P - 1)) * 4;
