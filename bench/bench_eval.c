@@ -26,6 +26,7 @@
 
 #include "data/dataset.h"
 #include "eval/eval.h"
+#include "models/head.h"
 #include "models/model.h"
 #include "models/rnn.h"
 #include "nn/screen.h"
@@ -193,11 +194,57 @@ static int compare_paths(const char *label, size_t H, const rr_model *m, const r
     return 0;
 }
 
+/* Serving: the top-20 of one session at a time (rr_recommend's shape for a
+ * single request), the fused engine (n = 1, one thread) against the
+ * screened one-session path of head.c.  Vectors uniform in (-1, 1). */
+static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng *rng) {
+    rr_error err;
+    rr_head hd;
+    if (!rr_model_head(m, &hd)) return 0;
+    rr_screen *sc = NULL;
+    if (rr_screen_new(&sc, hd.W, hd.b, hd.N, hd.D, &err) || (sc && rr_screen_add_blocks(sc, &err))) return die(&err);
+    if (!sc) {
+        printf("%s H %zu serving: no screen on this CPU\n", label, H);
+        return 0;
+    }
+    enum { Q = 300, K = 20 };
+    float *v = malloc((size_t)Q * hd.D * sizeof *v);
+    for (size_t i = 0; i < (size_t)Q * hd.D; i++) v[i] = 2.0f * rr_rng_uniformf(rng) - 1.0f;
+    int32_t top[K], top2[K];
+    float tops[K], tops2[K];
+    size_t nt = 0, nt2 = 0, same = 0;
+    rr_fused_scratch *fz = NULL;
+    rr_head_screen_scratch *hs = NULL;
+    double te = 0, ts = 0;
+    for (int q = 0; q < Q; q++) {
+        const float *vq = v + (size_t)q * hd.D;
+        rr_fused_job job = {&hd, &vq, 1, NULL, NULL, NULL, K, 1};
+        rr_fused_out out = {NULL, NULL, NULL, top, tops, &nt};
+        double c0 = cpu_seconds();
+        if (rr_fused_rank(&job, &fz, &out, &err)) return die(&err);
+        double c1 = cpu_seconds();
+        if (rr_head_topk_screened(&hd, sc, vq, NULL, 0, K, top2, tops2, &nt2, &hs, &err)) return die(&err);
+        double c2 = cpu_seconds();
+        te += c1 - c0;
+        ts += c2 - c1;
+        same += nt == nt2 && !memcmp(top, top2, nt * sizeof *top) && !memcmp(tops, tops2, nt * sizeof *tops);
+    }
+    printf("%s H %-4zu serving one session, top-%d: exact %.0f us, screened %.0f us (cpu per query), %.2fx; "
+           "%zu of %d lists identical\n",
+           label, H, K, te / Q * 1e6, ts / Q * 1e6, ts > 0 ? te / ts : 0.0, same, Q);
+    fflush(stdout);
+    rr_fused_scratch_free(fz);
+    rr_head_screen_scratch_free(hs);
+    rr_screen_free(sc);
+    free(v);
+    return 0;
+}
+
 static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, int max_threads, rr_rng *rng) {
     rr_error err;
     rr_model *m = gru_model(train, H, rng, &err);
     if (!m) return die(&err);
-    int rc = compare_paths("synthetic gru", H, m, test, max_threads);
+    int rc = compare_paths("synthetic gru", H, m, test, max_threads) || bench_serving("synthetic gru", H, m, rng);
     rr_model_free(m);
     return rc;
 }
@@ -289,6 +336,7 @@ int main(int argc, char **argv) {
         printf("diginetica gru H %zu: one epoch trained in %.1f s\n", H, rr_now() - t0);
         fflush(stdout);
         if (compare_paths("diginetica gru", H, m, test, max_threads)) return 1;
+        if (bench_serving("diginetica gru", H, m, &rng)) return 1;
         rr_model_free(m);
     }
     rr_dataset_free(train);

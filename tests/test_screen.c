@@ -15,7 +15,10 @@
  *    (duplicated rows, quantised weights), near-ties (rows one ulp apart),
  *    wide dynamic range, non-finite and huge session vectors, exclusions,
  *    k from 1 to 256, 1..3 threads, the AVX-512 and portable scans.
- * 3. A table with a non-finite weight is not screened (rr_screen_new gives
+ * 3. Serving: rr_head_topk_screened gives rr_topk's list (items, score bits)
+ *    on the exact row with the seen items at -inf, for k = 1 .. N, and the
+ *    item-major kernel (rr_screen_items) gives the tile kernel's bits.
+ * 4. A table with a non-finite weight is not screened (rr_screen_new gives
  *    NULL), and the engine then still answers exactly.
  * Prints the share of pairs the screen left to the exact path. */
 #include <math.h>
@@ -319,6 +322,81 @@ static void test_engine(void) {
     CHECK_MSG(bad == 0, "%zu of %zu screened rankings differ from the exact reference", bad, cases);
 }
 
+/* ------------------------------------------------------------- serving */
+
+/* rr_head_topk_screened against rr_topk on the exact row; rr_screen_items
+ * against lane 0 of rr_screen_tile. */
+static void test_serving(void) {
+    rr_rng g;
+    rr_rng_seed(&g, 17);
+    size_t cases = 0, bad = 0, bad_bits = 0;
+    for (int trial = 0; trial < (check_small() ? 5 : 15); trial++) {
+        int kind = trial % 5;
+        size_t N = 1 + (size_t)rr_rng_below(&g, trial < 3 ? 40 : 2500), D = 1 + (size_t)rr_rng_below(&g, 90);
+        thead t;
+        head_make(&t, &g, N, D, kind);
+        rr_screen *sc = NULL;
+        rr_error err;
+        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, &err), &err);
+        CHECK(sc && rr_screen_add_blocks(sc, &err) == RR_OK);
+        if (!sc) {
+            head_free(&t);
+            continue;
+        }
+        const size_t n = 8;
+        float *v = vectors(&g, n, D, kind, trial % 2);
+        size_t nb = (N + 15) / 16;
+        float *y1 = rr_alloc_aligned(nb * 16 * sizeof(float)), *yt = rr_alloc_aligned(N * 16 * sizeof(float));
+        float *row = malloc(N * sizeof *row), *rs = malloc(N * sizeof *rs), *fs = malloc(N * sizeof *fs);
+        int32_t *rt = malloc(N * sizeof *rt), *ft = malloc(N * sizeof *ft);
+        int32_t *hq = rr_alloc_aligned(sc->D2 * 16 * sizeof(int32_t));
+        rr_head_screen_scratch *hs = NULL;
+        for (size_t i = 0; i < n; i++) {
+            const float *vi = v + i * D;
+            rr_screen_lanes ln;
+            rr_screen_pack(sc, hq, &ln, &vi, 1);
+            rr_screen_items(sc, hq, &ln, 0, nb, y1);
+            rr_screen_tile(sc, hq, &ln, 0, N, yt);
+            for (size_t j = 0; j < N; j++) bad_bits += !same_bits(y1[j], yt[j * 16]);
+            int32_t seen[6];
+            size_t n_seen = (size_t)rr_rng_below(&g, 7);
+            for (size_t q = 0; q < n_seen; q++) seen[q] = (int32_t)rr_rng_below(&g, N);
+            for (size_t j = 0; j < N; j++) row[j] = ref_score(&t, vi, j);
+            for (size_t q = 0; q < n_seen; q++) row[seen[q]] = -INFINITY;
+            const size_t ks[] = {1, 7, 20, N};
+            for (size_t ik = 0; ik < 4; ik++) {
+                size_t k = ks[ik] < N ? ks[ik] : N, fn = 0;
+                rr_topk(row, N, k, rt, rs);
+                size_t rn = 0;
+                while (rn < k && rt[rn] >= 0) rn++;
+                CHECK_OK(rr_head_topk_screened(&t.h, sc, vi, seen, n_seen, k, ft, fs, &fn, &hs, &err), &err);
+                int ok = fn == rn;
+                for (size_t q = 0; ok && q < rn; q++) ok = ft[q] == rt[q] && same_bits(fs[q], rs[q]);
+                if (!ok && bad < 5)
+                    fprintf(stderr, "serving mismatch: kind %d N %zu D %zu k %zu vector %zu: %zu / %zu entries\n",
+                            kind, N, D, k, i, fn, rn);
+                bad += !ok;
+                cases++;
+            }
+        }
+        rr_head_screen_scratch_free(hs);
+        rr_free_aligned(hq);
+        rr_free_aligned(y1);
+        rr_free_aligned(yt);
+        free(row);
+        free(rs);
+        free(fs);
+        free(rt);
+        free(ft);
+        rr_free_aligned(v);
+        rr_screen_free(sc);
+        head_free(&t);
+    }
+    printf("  serving: %zu top lists\n", cases);
+    CHECK_MSG(bad == 0, "%zu of %zu screened top lists differ from rr_topk", bad, cases);
+    CHECK_MSG(bad_bits == 0, "%zu item-major screen scores differ from the tile kernel's", bad_bits);
+}
+
 /* A non-finite weight: no screen, and the engine stays exact. */
 static void test_unscreenable(void) {
     rr_rng g;
@@ -344,6 +422,7 @@ int main(void) {
     }
     test_bound();
     test_engine();
+    test_serving();
     test_unscreenable();
     return check_summary("test_screen");
 }

@@ -15,11 +15,13 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "models/model.h"
 #include "models/rnn.h"
 #include "nn/act.h"
+#include "nn/screen.h"
 #include "util/util.h"
 
 #define T RR_HEAD_TILE
@@ -468,5 +470,171 @@ rr_status rr_head_score_states(const rr_head *h, rr_state *const *states, size_t
         rr_head_score_rows(h, vecs, nt, scores + i0 * h->N, h->N, scratch);
     }
     rr_free_aligned(scratch);
+    return RR_OK;
+}
+
+/* ------------------------------------------------- screened top-k, serving
+ * One session's top-k through the screen (nn/screen.h): screen scores of
+ * all items (rr_screen_items, 32 multiply-adds per instruction with the
+ * items in the lanes), L = the k-th best lower bound fma(-2, Delta, Y) over
+ * all items (k items score at least L exactly), then the exact scores of
+ * the items whose bound reaches L, in item order, through the strict
+ * insertion of rr_topk: the list of rr_topk on the exact row. */
+
+struct rr_head_screen_scratch {
+    size_t N, D2, k;
+    int32_t *hq;     /* (D2, 16) the packed session, lane 0 */
+    float *y;        /* (16 ceil(N / 16)) screen scores */
+    int32_t *cand;   /* (N) candidates */
+    float *lbs;      /* (k) best lower bounds, best first */
+};
+
+void rr_head_screen_scratch_free(rr_head_screen_scratch *sc) {
+    if (!sc) return;
+    rr_free_aligned(sc->hq);
+    rr_free_aligned(sc->y);
+    free(sc->cand);
+    free(sc->lbs);
+    free(sc);
+}
+
+static rr_status screen_scratch(rr_head_screen_scratch **sp, const rr_screen *s, size_t k, rr_error *err) {
+    rr_head_screen_scratch *sc = *sp;
+    if (sc && sc->N == s->N && sc->D2 == s->D2 && sc->k >= k) return RR_OK;
+    rr_head_screen_scratch_free(sc);
+    *sp = sc = calloc(1, sizeof *sc);
+    if (sc) {
+        size_t nb = (s->N + RR_SCREEN_TILE - 1) / RR_SCREEN_TILE;
+        sc->N = s->N;
+        sc->D2 = s->D2;
+        sc->k = k;
+        sc->hq = rr_alloc_aligned(s->D2 * RR_SCREEN_TILE * sizeof(int32_t));
+        sc->y = rr_alloc_aligned(nb * RR_SCREEN_TILE * sizeof(float));
+        sc->cand = rr_malloc_n(s->N, sizeof *sc->cand);
+        sc->lbs = rr_malloc_n(k, sizeof *sc->lbs);
+        if (sc->hq && sc->y && sc->cand && sc->lbs) return RR_OK;
+    }
+    rr_head_screen_scratch_free(sc);
+    *sp = NULL;
+    return rr_err(err, RR_ERR_NOMEM, "screened top-k: out of memory for %zu items", s->N);
+}
+
+/* Inserts v (known to beat the list's k-th entry) into a list sorted best
+ * first; equal scores stay in arrival order. */
+static void list_insert(float *ls, int32_t *li, size_t *cnt, size_t k, float v, int32_t j) {
+    size_t p = *cnt < k ? *cnt : k;
+    while (p > 0 && ls[p - 1] < v) p--;
+    if (*cnt < k) (*cnt)++;
+    size_t move = *cnt - 1 - p;
+    if (move) {
+        memmove(ls + p + 1, ls + p, move * sizeof *ls);
+        if (li) memmove(li + p + 1, li + p, move * sizeof *li);
+    }
+    ls[p] = v;
+    if (li) li[p] = j;
+}
+
+/* L and the candidates, portable: returns the number of candidates. */
+static size_t screen_select_plain(const rr_screen *s, const rr_screen_lanes *ln, const float *y, size_t k,
+                                  float *lbs, int32_t *cand) {
+    size_t nl = 0;
+    for (size_t j = 0; j < s->N; j++) {
+        float lb = fmaf(-2.0f, rr_screen_delta(s, ln, 0, j, y[j]), y[j]);
+        if (lb > (nl == k ? lbs[k - 1] : -INFINITY)) list_insert(lbs, NULL, &nl, k, lb, 0);
+    }
+    const float L = nl == k ? lbs[k - 1] : -INFINITY;
+    size_t nc = 0;
+    for (size_t j = 0; j < s->N; j++)
+        if (!(y[j] - L < -rr_screen_delta(s, ln, 0, j, y[j]))) cand[nc++] = (int32_t)j;
+    return nc;
+}
+
+#ifdef HAVE_AVX2_PATH
+/* The same, 16 items per register (the bound's per-item factors are
+ * contiguous arrays). */
+__attribute__((target("avx512f"))) static size_t screen_select_avx512(const rr_screen *s, const rr_screen_lanes *ln,
+                                                                     const float *y, size_t k, float *lbs,
+                                                                     int32_t *cand) {
+    const size_t N = s->N;
+    const __m512 av = _mm512_set1_ps(ln->a[0]), cv = _mm512_set1_ps(ln->c[0]), u6 = _mm512_set1_ps(s->u6);
+    const __m512 m2 = _mm512_set1_ps(-2.0f), zero = _mm512_setzero_ps();
+    size_t nl = 0;
+    __m512 lbk = _mm512_set1_ps(-INFINITY);
+#define SCREEN_DELTA(j, m, yv)                                                                     \
+    _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, s->rho + (j)),                                    \
+                    _mm512_fmadd_ps(cv, _mm512_maskz_loadu_ps(m, s->rn + (j)),                     \
+                                    _mm512_fmadd_ps(u6, _mm512_abs_ps(yv), _mm512_maskz_loadu_ps(m, s->beta + (j)))))
+    for (size_t j = 0; j < N; j += 16) {
+        __mmask16 m = (__mmask16)(N - j >= 16 ? 0xffffu : (1u << (N - j)) - 1u);
+        __m512 yv = _mm512_loadu_ps(y + j), dl = SCREEN_DELTA(j, m, yv);
+        __m512 lb = _mm512_fmadd_ps(m2, dl, yv);
+        unsigned hit = _mm512_mask_cmp_ps_mask(m, lb, lbk, _CMP_GT_OQ);
+        if (hit) {
+            float l[16];
+            _mm512_storeu_ps(l, lb);
+            while (hit) {
+                unsigned i = (unsigned)__builtin_ctz(hit);
+                hit &= hit - 1;
+                if (l[i] > (nl == k ? lbs[k - 1] : -INFINITY)) list_insert(lbs, NULL, &nl, k, l[i], 0);
+            }
+            if (nl == k) lbk = _mm512_set1_ps(lbs[k - 1]);
+        }
+    }
+    const __m512 Lv = _mm512_set1_ps(nl == k ? lbs[k - 1] : -INFINITY);
+    size_t nc = 0;
+    for (size_t j = 0; j < N; j += 16) {
+        __mmask16 m = (__mmask16)(N - j >= 16 ? 0xffffu : (1u << (N - j)) - 1u);
+        __m512 yv = _mm512_loadu_ps(y + j), dl = SCREEN_DELTA(j, m, yv);
+        unsigned keep = (unsigned)m & ~(unsigned)_mm512_cmp_ps_mask(_mm512_sub_ps(yv, Lv), _mm512_sub_ps(zero, dl),
+                                                                    _CMP_LT_OQ);
+        while (keep) {
+            unsigned i = (unsigned)__builtin_ctz(keep);
+            keep &= keep - 1;
+            cand[nc++] = (int32_t)(j + i);
+        }
+    }
+#undef SCREEN_DELTA
+    return nc;
+}
+#endif
+
+rr_status rr_head_topk_screened(const rr_head *h, const rr_screen *s, const float *v, const int32_t *seen,
+                                size_t n_seen, size_t k, int32_t *top, float *tops, size_t *ntop,
+                                rr_head_screen_scratch **scratch, rr_error *err) {
+    *ntop = 0;
+    if (k > h->N) k = h->N;
+    if (k == 0) return RR_OK;
+    if (!s || !s->wt || s->N != h->N || s->D != h->D || s->b != h->b || h->act != RR_ACT_LINEAR)
+        return rr_err(err, RR_ERR_ARG, "screened top-k: the screen does not belong to this linear head");
+    rr_status st = screen_scratch(scratch, s, k, err);
+    if (st) return st;
+    rr_head_screen_scratch *sc = *scratch;
+    rr_screen_lanes ln;
+    rr_screen_pack(s, sc->hq, &ln, &v, 1);
+    rr_screen_items(s, sc->hq, &ln, 0, (s->N + RR_SCREEN_TILE - 1) / RR_SCREEN_TILE, sc->y);
+    for (size_t q = 0; q < n_seen; q++)
+        if (seen[q] >= 0 && (size_t)seen[q] < h->N) sc->y[seen[q]] = -INFINITY;
+    size_t nc;
+#ifdef HAVE_AVX2_PATH
+    if (isa_level() >= 2) nc = screen_select_avx512(s, &ln, sc->y, k, sc->lbs, sc->cand);
+    else
+#endif
+        nc = screen_select_plain(s, &ln, sc->y, k, sc->lbs, sc->cand);
+    /* exact scores of the candidates, in item order, 32 at a time */
+    size_t cnt = 0;
+    float thr = -INFINITY, x[32];
+    for (size_t p = 0; p < nc; p += 32) {
+        size_t m = nc - p < 32 ? nc - p : 32;
+        rr_head_score_items(h, v, sc->cand + p, m, x);
+        for (size_t i = 0; i < m; i++) {
+            int32_t j = sc->cand[p + i];
+            float xi = sc->y[j] == -INFINITY ? -INFINITY : x[i]; /* excluded */
+            if (xi > thr) {
+                list_insert(tops, top, &cnt, k, xi, j);
+                if (cnt == k) thr = tops[k - 1];
+            }
+        }
+    }
+    *ntop = cnt;
     return RR_OK;
 }

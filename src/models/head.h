@@ -80,6 +80,22 @@ struct rr_state;
 rr_status rr_head_score_states(const rr_head *h, struct rr_state *const *states, size_t n, float *scores,
                                rr_error *err);
 
+/* Top-k of one session through the screen of nn/screen.h (serving): the
+ * list rr_topk gives on the session's exact score row with the n_seen items
+ * of seen set to -inf (k items at most, best first, ties by lower index, no
+ * -inf entries; *ntop of them), items and score bits.  s must be built from
+ * this head's W and b (rr_screen_new, then rr_screen_add_blocks) and the
+ * head linear; otherwise RR_ERR_ARG.  *scratch (NULL at first) is reused
+ * across calls; free it with rr_head_screen_scratch_free.  For one session
+ * it reads the quantised table once, 32 multiply-adds per instruction,
+ * where the fp32 tile kernels fill 1 lane of 8. */
+struct rr_screen;
+typedef struct rr_head_screen_scratch rr_head_screen_scratch;
+rr_status rr_head_topk_screened(const rr_head *h, const struct rr_screen *s, const float *v, const int32_t *seen,
+                                size_t n_seen, size_t k, int32_t *top, float *tops, size_t *ntop,
+                                rr_head_screen_scratch **scratch, rr_error *err);
+void rr_head_screen_scratch_free(rr_head_screen_scratch *sc);
+
 /* Testing hook: 1 forces the portable kernels (not thread-safe: set it
  * before scoring starts). */
 void rr_head_force_portable(int on);

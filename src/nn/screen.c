@@ -108,6 +108,7 @@ static inline int32_t pair(const int16_t *q, size_t D, size_t k2) {
 void rr_screen_free(rr_screen *s) {
     if (!s) return;
     rr_free_aligned(s->wq);
+    rr_free_aligned(s->wt);
     free(s->ws);
     free(s->rho);
     free(s->rn);
@@ -157,6 +158,19 @@ rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t 
         return RR_OK;
     }
     *out = s;
+    return RR_OK;
+}
+
+rr_status rr_screen_add_blocks(rr_screen *s, rr_error *err) {
+    if (s->wt) return RR_OK;
+    const size_t nb = (s->N + T - 1) / T, D2 = s->D2;
+    size_t cells, bytes;
+    if (!rr_mul_size(nb, D2 * T, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes))
+        return rr_err(err, RR_ERR_NOMEM, "screen: %zu items x %zu is too large", s->N, s->D);
+    s->wt = rr_alloc_aligned(bytes); /* zeroed: the pad items */
+    if (!s->wt) return rr_err(err, RR_ERR_NOMEM, "screen: out of memory for %zu items x %zu", s->N, s->D);
+    for (size_t j = 0; j < s->N; j++)
+        for (size_t k2 = 0; k2 < D2; k2++) s->wt[((j / T) * D2 + k2) * T + j % T] = s->wq[j * D2 + k2];
     return RR_OK;
 }
 
@@ -211,7 +225,10 @@ static void tile_plain(const rr_screen *s, const int32_t *hq, const rr_screen_la
 
 #ifdef HAVE_VNNI_PATH
 #define WP(q) *w##q = W + (j + q < j1 ? j + q : j1 - 1) * D2
-#define DP(q) a##q = _mm512_dpwssd_epi32(a##q, hv, _mm512_set1_epi32(w##q[k2]))
+/* vpdpwssd with the item's pair as an embedded {1to16} broadcast operand:
+ * one instruction (gcc 12 emits a separate vpbroadcastd for the
+ * intrinsic form). */
+#define DP(q) __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(a##q) : "v"(hv), "m"(w##q[k2]))
 #define ST(q)                                                                                      \
     do {                                                                                           \
         if (j + q < j1)                                                                            \
@@ -269,6 +286,103 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(con
     }
 }
 #endif
+
+/* One session against 16-item blocks: lane = item.  Y = fma(float(P),
+ * sh sw_j, b_j) as in the tile kernels. */
+static void items_plain(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
+                        float *out) {
+    const size_t D2 = s->D2;
+    for (size_t bl = b0; bl < b1; bl++)
+        for (size_t i = 0; i < T; i++) {
+            size_t j = bl * T + i;
+            float *o = out + (bl - b0) * T + i;
+            if (j >= s->N) {
+                *o = 0.0f;
+                continue;
+            }
+            int64_t acc = 0;
+            for (size_t k2 = 0; k2 < D2; k2++) {
+                int32_t x = hq[k2 * T], y = s->wt[(bl * D2 + k2) * T + i];
+                acc += (int64_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff) +
+                       (int64_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
+            }
+            *o = fmaf((float)(int32_t)acc, ln->sh[0] * s->ws[j], s->b[j]);
+        }
+}
+
+#ifdef HAVE_VNNI_PATH
+#define BD(q) a##q = _mm512_dpwssd_epi32(a##q, hv, _mm512_load_si512((const void *)(w + (q) * D2 * T + k2 * T)))
+#define BS(q)                                                                                      \
+    do {                                                                                           \
+        if (bl + q < b1) {                                                                         \
+            size_t j = (bl + q) * T;                                                               \
+            __m512 sw, bb;                                                                         \
+            if (j + T <= s->N) {                                                                   \
+                sw = _mm512_loadu_ps(s->ws + j);                                                   \
+                bb = _mm512_loadu_ps(s->b + j);                                                    \
+            } else {                                                                               \
+                __mmask16 m = (__mmask16)((1u << (s->N - j)) - 1u);                                \
+                sw = _mm512_maskz_loadu_ps(m, s->ws + j);                                          \
+                bb = _mm512_maskz_loadu_ps(m, s->b + j);                                           \
+            }                                                                                      \
+            _mm512_storeu_ps(out + (bl + q - b0) * T,                                              \
+                             _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##q), _mm512_mul_ps(shv, sw), bb)); \
+        }                                                                                          \
+    } while (0)
+
+/* 6 blocks (96 items) per step: six independent accumulator chains, the
+ * session's pair broadcast once per k step. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni(const rr_screen *s, const int32_t *hq,
+                                                                           const rr_screen_lanes *ln, size_t b0,
+                                                                           size_t b1, float *out) {
+    const size_t D2 = s->D2, nb = (s->N + T - 1) / T;
+    const __m512 shv = _mm512_set1_ps(ln->sh[0]);
+    for (size_t bl = b0; bl < b1; bl += 6) {
+        /* blocks past b1 re-read block nb-1 and are not stored */
+        const int32_t *w = s->wt + bl * D2 * T;
+        size_t last = nb - 1 - bl; /* blocks from bl that exist */
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+        if (last >= 5) {
+            for (size_t k2 = 0; k2 < D2; k2++) {
+                __m512i hv = _mm512_set1_epi32(hq[k2 * T]);
+                BD(0);
+                BD(1);
+                BD(2);
+                BD(3);
+                BD(4);
+                BD(5);
+            }
+        } else {
+            for (size_t k2 = 0; k2 < D2; k2++) {
+                __m512i hv = _mm512_set1_epi32(hq[k2 * T]);
+                BD(0);
+                if (last >= 1) BD(1);
+                if (last >= 2) BD(2);
+                if (last >= 3) BD(3);
+                if (last >= 4) BD(4);
+            }
+        }
+        BS(0);
+        BS(1);
+        BS(2);
+        BS(3);
+        BS(4);
+        BS(5);
+    }
+}
+#endif
+
+void rr_screen_items(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
+                     float *out) {
+    if (b1 <= b0) return;
+#ifdef HAVE_VNNI_PATH
+    if (cpu_vnni() && !force_off) {
+        items_vnni(s, hq, ln, b0, b1, out);
+        return;
+    }
+#endif
+    items_plain(s, hq, ln, b0, b1, out);
+}
 
 void rr_screen_tile(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1,
                     float *out) {

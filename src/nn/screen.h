@@ -65,6 +65,8 @@ typedef struct rr_screen {
     float *rn;        /* (N) M r_j */
     float *beta;      /* (N) M (4u |b_j| + sigma) */
     const float *b;   /* (N) the biases (not owned) */
+    int32_t *wt;      /* (ceil(N / 16), D2, 16) the same pairs in 16-item blocks,
+                       * item-major (rr_screen_add_blocks; NULL until then) */
     float u6;         /* M 6u */
     double gamma;     /* gamma_D */
 } rr_screen;
@@ -98,6 +100,18 @@ void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const 
  * aligned.  Only when rr_screen_supported(). */
 void rr_screen_tile(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1,
                     float *out);
+
+/* Adds the 16-item block layout (wt) that rr_screen_items reads: what
+ * scoring one session at a time (serving) needs.  Pad items of the last
+ * block are zero. */
+rr_status rr_screen_add_blocks(rr_screen *s, rr_error *err);
+
+/* Screen scores of items 16 b0 .. 16 b1 - 1 (b1 <= ceil(N / 16)) for one
+ * session packed as lane 0 of hq (rr_screen_pack with n = 1): out (16 (b1 -
+ * b0)); entries past N are b-less garbage that callers skip.  The same bits
+ * as rr_screen_tile's lane 0.  Needs rr_screen_add_blocks. */
+void rr_screen_items(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
+                     float *out);
 
 /* Delta of lane i, item j for screen score y (scalar form of the bound). */
 float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j, float y);
