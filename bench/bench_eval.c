@@ -130,6 +130,104 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* ---- the floor: one core's peak multiply-add rate for fp32 FMA,
+ * vdpbf16ps (bf16 pairs into fp32) and vpdpwssd (int16 pairs into int32),
+ * 12 independent zmm accumulators each, a broadcast operand as in the
+ * kernels.  Rates in G multiply-adds x 2 per second, per CPU second. */
+static double peak_fp32, peak_int16;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PK_REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define PK_SUM(i) s = PK_ADD(s, a##i);
+#define PK_DECL(i) PK_T a##i = PK_ZERO;
+#define PK_T __m512
+#define PK_ZERO _mm512_setzero_ps()
+#define PK_ADD _mm512_add_ps
+#define PK_FMA(i) a##i = _mm512_fmadd_ps(h, _mm512_set1_ps(w[i]), a##i);
+#define PK_BF(i) a##i = _mm512_dpbf16_ps(a##i, (__m512bh)h, (__m512bh)_mm512_set1_epi32(wi[i]));
+__attribute__((target("avx512f"))) static float pk_fma(long n, const float *w) {
+    PK_REP(PK_DECL)
+    __m512 h = _mm512_set1_ps(1.0f);
+    for (long it = 0; it < n; it++) {
+        PK_REP(PK_FMA)
+        __asm__ volatile("" : : "r"(w) : "memory");
+    }
+    __m512 s = PK_ZERO;
+    PK_REP(PK_SUM)
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static float pk_bf16(long n, const float *w) {
+    const int *wi = (const int *)w;
+    PK_REP(PK_DECL)
+    __m512 h = _mm512_castsi512_ps(_mm512_set1_epi32(0x3f803f80));
+    for (long it = 0; it < n; it++) {
+        PK_REP(PK_BF)
+        __asm__ volatile("" : : "r"(w) : "memory");
+    }
+    __m512 s = PK_ZERO;
+    PK_REP(PK_SUM)
+    return _mm512_reduce_add_ps(s);
+}
+#undef PK_T
+#undef PK_ZERO
+#undef PK_ADD
+#define PK_T __m512i
+#define PK_ZERO _mm512_setzero_si512()
+#define PK_ADD _mm512_add_epi32
+#define PK_DP(i) a##i = _mm512_dpwssd_epi32(a##i, h, _mm512_set1_epi32(wi[i]));
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int pk_int16(long n, const float *w) {
+    const int *wi = (const int *)w;
+    PK_REP(PK_DECL)
+    __m512i h = _mm512_set1_epi32(0x00010001);
+    for (long it = 0; it < n; it++) {
+        PK_REP(PK_DP)
+        __asm__ volatile("" : : "r"(w) : "memory");
+    }
+    __m512i s = PK_ZERO;
+    PK_REP(PK_SUM)
+    return _mm512_reduce_add_epi32(s);
+}
+
+static double thread_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void measure_peaks(void) {
+    float w[16] = {0};
+    const long n = 20000000;
+    volatile float sink = 0;
+    double best[3] = {0, 0, 0};
+    for (int rep = 0; rep < 3; rep++) {
+        double t = thread_seconds();
+        sink += pk_fma(n, w);
+        t = thread_seconds() - t;
+        if (2.0 * 16 * 12 * (double)n / t > best[0]) best[0] = 2.0 * 16 * 12 * (double)n / t;
+        if (__builtin_cpu_supports("avx512bf16")) {
+            t = thread_seconds();
+            sink += pk_bf16(n, w);
+            t = thread_seconds() - t;
+            if (4.0 * 16 * 12 * (double)n / t > best[1]) best[1] = 4.0 * 16 * 12 * (double)n / t;
+        }
+        if (__builtin_cpu_supports("avx512vnni")) {
+            t = thread_seconds();
+            sink += (float)pk_int16(n, w);
+            t = thread_seconds() - t;
+            if (4.0 * 16 * 12 * (double)n / t > best[2]) best[2] = 4.0 * 16 * 12 * (double)n / t;
+        }
+    }
+    (void)sink;
+    peak_fp32 = best[0] * 1e-9;
+    peak_int16 = best[2] * 1e-9;
+    printf("peak per core (G ops/s, a multiply-add = 2): fp32 FMA %.1f, vdpbf16ps %.1f, vpdpwssd %.1f\n", peak_fp32,
+           best[1] * 1e-9, peak_int16);
+}
+#else
+static void measure_peaks(void) { printf("peak: not measured on this architecture\n"); }
+#endif
+
 /* A GRU model on train's items with GRU4Rec's initialisation, untrained:
  * the scoring cost does not depend on what the weights learned. */
 static rr_model *gru_model(const rr_dataset *train, size_t H, rr_rng *rng, rr_error *err) {
@@ -176,6 +274,12 @@ static int compare_paths(const char *label, size_t H, const rr_model *m, const r
                    "%.0f targets/cpu-s, %.1f GFLOP/s of the 2HN floor, Recall@20 %.6f MRR@20 %.6f\n",
                    label, H, t, screened ? "screen" : "exact ", r.n_targets, r.n_items, r.seconds, cpu, tps,
                    (double)r.n_targets / cpu, tps * flop * 1e-9, r.recall[3], r.mrr[3]);
+            {
+                /* per CPU second, the 2HN floor against one core's peak */
+                double g = (double)r.n_targets / cpu * flop * 1e-9;
+                printf("  %.1f G floor-ops per cpu-s: %.0f%% of the fp32 FMA peak, %.0f%% of the int16 peak\n", g,
+                       peak_fp32 > 0 ? 100.0 * g / peak_fp32 : 0.0, peak_int16 > 0 ? 100.0 * g / peak_int16 : 0.0);
+            }
             if (screened) {
                 size_t pairs, nr, ntop;
                 rr_fused_screen_stats(&pairs, &nr, &ntop, 1);
@@ -256,6 +360,7 @@ int main(int argc, char **argv) {
     rr_error err;
     rr_rng rng;
     rr_rng_seed(&rng, 1);
+    measure_peaks();
     const size_t ni = 43097;
     double *cdf = malloc(ni * sizeof *cdf), z = 0;
     for (size_t i = 0; i < ni; i++) z += 1.0 / pow((double)(i + 1), 0.8);
