@@ -4,7 +4,8 @@
 # data-parallel model is as good as the one-process one at the same global
 # batch, identical on both ranks at every epoch end, written once; a split
 # evaluation prints exactly the one-process numbers; a rank that fails or
-# dies ends the job with a message instead of hanging.
+# dies ends the job with a message instead of hanging; a killed job
+# resumes from its checkpoint to the uninterrupted job's model bytes.
 set -u
 . "$(dirname "$0")/harness.sh" mpi_cli
 MPI=${RR_MPIEXEC:?RR_MPIEXEC must name the MPI launcher}
@@ -57,8 +58,6 @@ expect_rc 2 "batch below the rank count" timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" 
 expect_err "smaller than the 2 MPI ranks" "batch below ranks"
 expect_rc 1 "a missing test file" timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" eval "$T/two.rr" "$T/missing.tsv"
 expect_err "missing.tsv" "missing test file"
-expect_rc 1 "checkpoints under MPI" timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" -q --checkpoint-dir "$T/ck" "$train" -o "$T/x.rr"
-expect_err "not supported with MPI" "checkpoints under MPI"
 
 # a rank killed mid-run: the job fails within seconds, naming it
 "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" --epochs 1000 -q "$train" -o "$T/k.rr" >"$T/kout" 2>&1 &
@@ -87,6 +86,34 @@ if [ -n "$victim" ]; then
 else
     bad "no rank process found under mpirun"
     kill -9 "$job" 2>/dev/null
+fi
+
+# checkpoints under MPI: rank 0 writes every rank's stream; a job killed
+# mid-epoch and resumed ends with the uninterrupted job's model bytes
+ck=(--dropout-hidden 0.2 --checkpoint-every 100)
+expect_rc 0 "checkpointed 2-rank run" "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" "${ck[@]}" -q \
+    --checkpoint-dir "$T/ckA" "$train" -o "$T/ckA.rr"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" "${ck[@]}" -q --checkpoint-dir "$T/ckB" "$train" -o "$T/ckB.rr" \
+    >"$T/kout" 2>&1 &
+job=$!
+for _ in $(seq 300); do
+    [ "$(ls "$T/ckB" 2>/dev/null | grep -c '\.rrc$')" -ge 2 ] && break
+    sleep 0.1
+done
+victim=$(pgrep -P "$job" -f "rnnrec train" | tail -n 1)
+if [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null; then
+    wait "$job"
+    [ ! -s "$T/ckB.rr" ] && ok || bad "the killed job still wrote its model (kill came too late)"
+    expect_rc 0 "resume on 2 ranks" "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" "${ck[@]}" -v 2 --resume "$T/ckB" \
+        "$train" -o "$T/ckB.rr"
+    expect_err "resuming from" "resume on 2 ranks"
+    cmp -s "$T/ckA.rr" "$T/ckB.rr" && ok || bad "resumed 2-rank model differs from the uninterrupted one"
+    expect_rc 2 "resume on 3 ranks" timeout 60 "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" "${ck[@]}" -q \
+        --resume "$T/ckB" "$train" -o "$T/x.rr"
+    expect_err "ranks 2 (now 3)" "resume on another rank count"
+else
+    bad "no rank to kill for the resume test"
+    wait "$job"
 fi
 
 echo "mpi_cli: $pass passed, $fails failed"

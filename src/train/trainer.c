@@ -138,6 +138,11 @@ typedef struct trainer {
     rr_dist *dist;
     rr_dist_xchg *xchg;
     rr_dist_rows dist_all;
+    /* dist hook, checkpoints: P stream records of ck_B slots, ck_rec bytes
+     * each, plus this rank's own (record P); views of them */
+    unsigned char *ck_recs;
+    rr_ckpt_stream *ck_streams;
+    size_t ck_rec, ck_B;
     size_t cache;               /* the sampler's draws per refill */
     FILE *jf;                   /* the JSON log, or NULL */
     ckpt_run ck;
@@ -204,6 +209,8 @@ static void trainer_free(trainer *tr) {
     free(tr->in);
     free(tr->tgt);
     rr_dist_xchg_free(tr->xchg);
+    free(tr->ck_recs);
+    free(tr->ck_streams);
     free(tr->ck.fingerprint);
     if (tr->ck.on) rr_ckpt_dir_unlock(tr->ck.lock_fd);
 }
@@ -626,11 +633,126 @@ static void ck_view(trainer *tr, rr_ckpt *c, rr_ckpt_stream *st) {
 /* Writes the next checkpoint.  A failure is logged and counted, and
  * training goes on: the previous checkpoint stays as it was, and the next
  * one is tried with a fresh temporary file (see docs/checkpoints.md). */
+/* ---- dist hooks for checkpoints: rank 0 alone locks the folder and
+ * writes, with one stream record per rank gathered from every rank; to
+ * resume, every rank reads the same file (the folder must be visible to
+ * every rank) and takes its own record back.  A record: n, next, the
+ * dropout RNG, then slot_sess, slot_pos (ck_B each) and every layer's
+ * state rows (ck_B rows). */
+typedef struct dist_rec_head {
+    uint64_t n, next;
+    rr_rng rng;
+} dist_rec_head;
+
+/* Points st at record q's arrays. */
+static void dist_rec_view(trainer *tr, size_t q, rr_ckpt_stream *st) {
+    unsigned char *b = tr->ck_recs + q * tr->ck_rec + sizeof(dist_rec_head);
+    memset(st, 0, sizeof *st);
+    st->slot_sess = (size_t *)(void *)b;
+    st->slot_pos = st->slot_sess + tr->ck_B;
+    float *f = (float *)(void *)(st->slot_pos + tr->ck_B);
+    for (size_t l = 0; l < tr->lay->L; l++) {
+        st->state[l] = f;
+        f += tr->ck_B * tr->lay->smult * tr->lay->H[l];
+    }
+}
+
+/* The layout of P streams (ck_start), the records, and "ranks=P" in the
+ * fingerprint (another rank count is another run). */
+static rr_status dist_ck_layout(trainer *tr, rr_ckpt_layout *lay, rr_error *err) {
+    const size_t P = (size_t)rr_dist_size(tr->dist);
+    tr->ck_B = (tr->p->batch_size + P - 1) / P;
+    size_t rec = sizeof(dist_rec_head) + 2 * tr->ck_B * sizeof(size_t);
+    for (size_t l = 0; l < tr->lay->L; l++) rec += tr->ck_B * tr->lay->smult * tr->lay->H[l] * sizeof(float);
+    tr->ck_rec = rec;
+    tr->ck_recs = rr_calloc_n(P + 1, rec);
+    tr->ck_streams = rr_calloc_n(P, sizeof *tr->ck_streams);
+    size_t fl = strlen(tr->ck.fingerprint);
+    char *fp = realloc(tr->ck.fingerprint, fl + 32);
+    if (!tr->ck_recs || !tr->ck_streams || !fp) return rr_err(err, RR_ERR_NOMEM, "out of memory for checkpoint streams");
+    snprintf(fp + fl, 32, "ranks=%zu\n", P);
+    tr->ck.fingerprint = fp;
+    lay->fingerprint = fp;
+    lay->B = tr->ck_B;
+    lay->n_streams = P;
+    uint64_t most = tr->n_order; /* rank 0's share is the largest */
+    rr_status s = rr_dist_bcast(tr->dist, &most, sizeof most, err);
+    lay->n_order = (size_t)most;
+    return s;
+}
+
+/* Gathers every rank's stream record to rank 0 and points c at them
+ * there.  Collective; false on the ranks that write nothing. */
+static bool dist_ck_gather(trainer *tr, rr_ckpt *c) {
+    const size_t P = (size_t)rr_dist_size(tr->dist);
+    unsigned char *own = tr->ck_recs + P * tr->ck_rec;
+    dist_rec_head h = {tr->n, tr->next, tr->rng};
+    memcpy(own, &h, sizeof h);
+    rr_ckpt_stream v;
+    dist_rec_view(tr, P, &v);
+    memcpy(v.slot_sess, tr->slot_sess, tr->n * sizeof(size_t));
+    memcpy(v.slot_pos, tr->slot_pos, tr->n * sizeof(size_t));
+    for (size_t l = 0; l < tr->lay->L; l++)
+        memcpy(v.state[l], tr->ws.st_prev[l], tr->n * tr->lay->smult * tr->lay->H[l] * sizeof(float));
+    rr_error e;
+    rr_status s = rr_dist_gather(tr->dist, own, tr->ck_rec, tr->ck_recs, &e);
+    RR_ASSERT(s == RR_OK); /* the size was checked when the records were sized */
+    if (rr_dist_rank(tr->dist) != 0) return false;
+    for (size_t q = 0; q < P; q++) {
+        dist_rec_view(tr, q, &tr->ck_streams[q]);
+        memcpy(&h, tr->ck_recs + q * tr->ck_rec, sizeof h);
+        tr->ck_streams[q].n = (size_t)h.n;
+        tr->ck_streams[q].next = (size_t)h.next;
+        tr->ck_streams[q].rng = h.rng;
+    }
+    c->n_streams = P;
+    c->streams = tr->ck_streams;
+    return true;
+}
+
+/* Reading: c gets P stream buffers (every rank reads the whole file). */
+static void dist_ck_read_streams(trainer *tr, rr_ckpt *c) {
+    const size_t P = (size_t)rr_dist_size(tr->dist);
+    for (size_t q = 0; q < P; q++) dist_rec_view(tr, q, &tr->ck_streams[q]);
+    c->n_streams = P;
+    c->streams = tr->ck_streams;
+}
+
+/* After a read: this rank's record into the trainer's stream state. */
+static rr_status dist_ck_take(trainer *tr, const rr_ckpt *c, const char *path, rr_error *err) {
+    const size_t r = (size_t)rr_dist_rank(tr->dist);
+    const rr_ckpt_stream *q = &c->streams[r];
+    if (q->n > tr->B || q->next > tr->n_order)
+        return rr_err(err, RR_ERR_RANGE, "%s: stream %zu holds %zu slots and %zu sessions; rank %zu has %zu and %zu",
+                      path, r, q->n, q->next, r, tr->B, tr->n_order);
+    tr->n = q->n;
+    tr->next = q->next;
+    tr->rng = q->rng;
+    memcpy(tr->slot_sess, q->slot_sess, q->n * sizeof(size_t));
+    memcpy(tr->slot_pos, q->slot_pos, q->n * sizeof(size_t));
+    for (size_t l = 0; l < tr->lay->L; l++)
+        memcpy(tr->ws.st_prev[l], q->state[l], q->n * tr->lay->smult * tr->lay->H[l] * sizeof(float));
+    return RR_OK;
+}
+
+/* A checkpoint every rank loaded is used; otherwise all ranks fall back
+ * (or stop) together. */
+static rr_status dist_ck_agree(trainer *tr, rr_status s, rr_error *e) {
+    if (!rr_dist_any(tr->dist, s != RR_OK)) return RR_OK;
+    const bool fatal = s == RR_ERR_ARG || s == RR_ERR_VERSION || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL;
+    const bool stop = rr_dist_any(tr->dist, fatal);
+    if (s == RR_OK || (stop && !fatal))
+        s = rr_err(e, stop ? RR_ERR_INTERNAL : RR_ERR_RANGE,
+                   "another MPI rank could not load this checkpoint (its error is on its stderr)");
+    return s;
+}
+
 static void ck_save(trainer *tr) {
     ckpt_run *ck = &tr->ck;
     rr_ckpt c;
     rr_ckpt_stream st;
     ck_view(tr, &c, &st);
+    if (tr->dist && !dist_ck_gather(tr, &c)) return; /* dist hook: rank 0 writes */
     if (tr->jf) {
         /* the log as far as this state has written it */
         fflush(tr->jf);
@@ -667,6 +789,11 @@ static void ck_save(trainer *tr) {
 /* A checkpoint is due after this step (by steps or by time). */
 static bool ck_due(const trainer *tr) {
     const rr_train_params *p = tr->p;
+    /* dist hook: rank 0's clock decides, checked every 16 steps */
+    if (tr->dist && !p->checkpoint_steps)
+        return tr->steps_total % 16 == 0 &&
+               rr_dist_any(tr->dist, rr_dist_rank(tr->dist) == 0 && p->checkpoint_secs > 0 &&
+                                         rr_now() - tr->ck.last >= p->checkpoint_secs);
     if (p->checkpoint_steps && tr->steps_total % p->checkpoint_steps == 0) return true;
     return p->checkpoint_secs > 0 && rr_now() - tr->ck.last >= p->checkpoint_secs;
 }
@@ -677,6 +804,7 @@ static rr_status ck_load(trainer *tr, const char *path, rr_error *err) {
     rr_ckpt_stream st;
     ck_view(tr, &c, &st);
     c.fingerprint = NULL;
+    if (tr->dist) dist_ck_read_streams(tr, &c); /* dist hook: all P records */
     rr_status s = rr_ckpt_read(path, &tr->ck.lay, &c, err);
     if (s) return s;
     rr_ckpt_clear(&c);
@@ -713,6 +841,7 @@ static rr_status ck_load(trainer *tr, const char *path, rr_error *err) {
     tr->next = st.next;
     tr->rng = st.rng;
     tr->ck.log_bytes = c.log_bytes;
+    if (tr->dist) return dist_ck_take(tr, &c, path, err); /* dist hook: this rank's record */
     return RR_OK;
 }
 
@@ -741,16 +870,32 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
     lay->has_sampler = tr->sampler != NULL;
     lay->can_have_best = valid != NULL;
     lay->fingerprint = ck->fingerprint;
+    if (tr->dist) {
+        s = dist_ck_layout(tr, lay, err); /* dist hook: P streams */
+        if (s) return s;
+    }
     /* one run per folder: a second would race this one's writes (and
      * removing "stale" temporaries would remove its live ones) */
-    s = rr_ckpt_dir_lock(dir, &ck->lock_fd, err);
+    const bool owner = rr_dist_rank(tr->dist) == 0; /* dist hook: rank 0 alone owns the folder */
+    if (owner) s = rr_ckpt_dir_lock(dir, &ck->lock_fd, err);
     size_t removed = 0;
-    if (!s) s = rr_ckpt_dir_prepare(dir, &removed, err);
+    if (!s && owner) s = rr_ckpt_dir_prepare(dir, &removed, err);
+    if (tr->dist && rr_dist_any(tr->dist, s != RR_OK) && !s)
+        s = rr_err(err, RR_ERR_IO, "%s: rank 0 could not take the checkpoint folder (its error is on its stderr)", dir);
     if (s) return s;
     if (removed) rr_log(1, "%s: removed %zu temporary file(s) of an interrupted checkpoint write", dir, removed);
     uint64_t seqs[64];
     size_t n = 0;
-    s = rr_ckpt_list(dir, seqs, 64, &n, err);
+    s = owner ? rr_ckpt_list(dir, seqs, 64, &n, err) : RR_OK;
+    if (tr->dist) {
+        /* dist hook: every rank follows rank 0's listing */
+        uint64_t nn = s ? UINT64_MAX : n;
+        rr_dist_bcast(tr->dist, &nn, sizeof nn, NULL);
+        if (nn == UINT64_MAX && !s) s = rr_err(err, RR_ERR_IO, "%s: rank 0 could not list the checkpoints", dir);
+        if (s) return s;
+        n = (size_t)nn;
+        rr_dist_bcast(tr->dist, seqs, n * sizeof *seqs, NULL);
+    }
     if (s) return s;
     char path[4096];
     if (!p->resume) {
@@ -770,6 +915,7 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
         rr_ckpt_path(path, sizeof path, dir, seqs[i]);
         rr_error e;
         s = ck_load(tr, path, &e);
+        if (tr->dist) s = dist_ck_agree(tr, s, &e); /* dist hook: used only if every rank loaded it */
         if (!s) {
             if (tr->in_epoch) rr_log(2, "resuming from %s: epoch %zu, %zu steps into it", path, tr->epoch + 1, tr->es.steps);
             else rr_log(2, "resuming from %s: after epoch %zu", path, tr->epoch);
@@ -785,7 +931,7 @@ static rr_status ck_start(trainer *tr, const rr_dataset *train, const rr_dataset
         }
         char bad[4096 + 8];
         snprintf(bad, sizeof bad, "%s.bad", path);
-        bool moved = rename(path, bad) == 0;
+        bool moved = rr_dist_rank(tr->dist) == 0 && rename(path, bad) == 0; /* dist hook: rank 0 renames */
         rr_log(1, "checkpoint unusable: %s%s%s%s", e.msg, moved ? " (renamed to " : "", moved ? bad : "",
                moved ? ")" : "");
         if (i + 1 < n) rr_log(1, "falling back to the older checkpoint");
@@ -936,8 +1082,6 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
     s = trainer_init(&tr, m, train, valid, p, nt, prof, err);
     if (!s && p->checkpoint_dir) s = ck_start(&tr, train, valid, nt, err);
     FILE *jf = NULL;
-    if (!s && p->checkpoint_dir && tr.dist)
-        s = rr_err(err, RR_ERR_UNSUPPORTED, "checkpoints are not supported with MPI yet (docs/distributed.md)");
     /* dist hook: a rank that failed to set up fails every rank, no hang */
     if (tr.dist && rr_dist_any(tr.dist, s != RR_OK) && !s)
         s = rr_err(err, RR_ERR_INTERNAL, "another MPI rank failed to set up training (its error is on its stderr)");
