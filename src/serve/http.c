@@ -21,6 +21,8 @@
 #include "serve/internal.h"
 #include "util/util.h"
 
+#define SRV_CONN_MEMORY ((size_t)16 << 10) /* bytes of MHD memory per connection */
+
 /* ------------------------------------------------------------ responses */
 
 static enum MHD_Result queue_answer(struct rr_server *s, struct MHD_Connection *c, srv_out *out) {
@@ -347,6 +349,10 @@ rr_status srv_server_start(rr_server **out, const rr_server_opts *o, int with_so
         struct MHD_OptionItem ops[] = {
             {MHD_OPTION_SOCK_ADDR, 0, &ss},
             {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)o->max_connections, NULL},
+            /* MHD zeroes a connection's whole memory pool between requests on
+             * it (32 KiB by default: 3% of the server's CPU under wrk); 16 KiB
+             * holds any sane request head, and bodies stream through it. */
+            {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)SRV_CONN_MEMORY, NULL},
             {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)(unsigned)o->idle_timeout, NULL},
             {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
             {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
