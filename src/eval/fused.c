@@ -497,7 +497,7 @@ static void flush_session(const fz_ctx *c, fz_thread *th, size_t r) {
         /* the next BATCH candidates the current L leaves, scored at once */
         size_t nb = 0;
         for (; q < m && nb < BATCH; q++)
-            if (!(th->cy[r * C + q] - th->lthr[r] < -th->cd[r * C + q])) {
+            if (!(th->lthr[r] - th->cy[r * C + q] > th->cd[r * C + q])) {
                 qb[nb] = q;
                 jb[nb++] = th->cj[r * C + q];
             }
@@ -553,7 +553,7 @@ static void candidate(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float
         size_t w = 0;
         for (size_t q = 0; q < C; q++) {
             float qy = th->cy[r * C + q], qd = th->cd[r * C + q];
-            if (qy - th->lthr[r] < -qd) continue;
+            if (th->lthr[r] - qy > qd) continue;
             th->cj[r * C + w] = th->cj[r * C + q];
             th->cy[r * C + w] = qy;
             th->cd[r * C + w++] = qd;
@@ -609,13 +609,13 @@ static void scan_screened_plain(const fz_ctx *c, fz_thread *th, const rr_screen_
         int32_t j = (int32_t)(j0 + jj);
         for (size_t i = 0; i < nt; i++) {
             size_t r = r0 + i;
-            float y = buf[jj * T + i], dl = rr_screen_delta(sc, ln, i, (size_t)j, y);
+            float y = buf[jj * T + i], dl = rr_screen_delta(sc, ln, i, (size_t)j);
             if (with_rank && !isnan(tv[i])) {
                 float d = y - tv[i];
                 if (d > dl) th->ng[r]++;
-                else if (!(d < -dl)) band_item(c, th, r, j, y);
+                else if (!(fabsf(d) > dl)) band_item(c, th, r, j, y); /* NaN: band */
             }
-            if (!(y - th->lthr[r] < -dl)) candidate(c, th, r, j, y, dl);
+            if (!(th->lthr[r] - y > dl)) candidate(c, th, r, j, y, dl);
         }
     }
 }
@@ -631,8 +631,8 @@ __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx
     const rr_screen *sc = c->scr;
     const float *tvp = c->s->tvec + r0;
     float *Lp = th->lthr + r0;
-    const __m512 av = _mm512_loadu_ps(ln->a), cv = _mm512_loadu_ps(ln->c), u6 = _mm512_set1_ps(sc->u6);
-    const __m512 tv = _mm512_loadu_ps(tvp), zero = _mm512_setzero_ps();
+    const __m512 av = _mm512_loadu_ps(ln->a), cv = _mm512_loadu_ps(ln->c);
+    const __m512 tv = _mm512_loadu_ps(tvp);
     const __m512i one = _mm512_set1_epi32(1);
     const __mmask16 vmask = (__mmask16)(nt >= T ? 0xffffu : (1u << nt) - 1u);
     const __mmask16 rmask = with_rank ? (__mmask16)(vmask & _mm512_cmp_ps_mask(tv, tv, _CMP_ORD_Q)) : 0;
@@ -642,16 +642,14 @@ __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx
     for (size_t jj = 0; jj < S; jj++) {
         size_t j = j0 + jj;
         __m512 y = _mm512_load_ps(buf + jj * T);
-        __m512 dl = _mm512_fmadd_ps(
-            av, _mm512_set1_ps(sc->rho[j]),
-            _mm512_fmadd_ps(cv, _mm512_set1_ps(sc->rn[j]), _mm512_fmadd_ps(u6, _mm512_abs_ps(y), _mm512_set1_ps(sc->beta[j]))));
-        __m512 ndl = _mm512_sub_ps(zero, dl);
+        __m512 dl = _mm512_fmadd_ps(av, _mm512_set1_ps(sc->rho[j]),
+                                    _mm512_fmadd_ps(cv, _mm512_set1_ps(sc->rn[j]), _mm512_set1_ps(sc->beta[j])));
         if (rmask) {
+            /* above: d > Delta; band: not |d| > Delta (true on NaN) */
             __m512 d = _mm512_sub_ps(y, tv);
             __mmask16 above = _mm512_mask_cmp_ps_mask(rmask, d, dl, _CMP_GT_OQ);
-            __mmask16 below = _mm512_cmp_ps_mask(d, ndl, _CMP_LT_OQ);
             g = _mm512_mask_add_epi32(g, above, g, one);
-            unsigned band = (unsigned)rmask & ~(unsigned)above & ~(unsigned)below;
+            unsigned band = _mm512_mask_cmp_ps_mask(rmask, _mm512_abs_ps(d), dl, _CMP_NGT_UQ);
             if (RR_UNLIKELY(band)) {
                 _mm512_storeu_ps(ys, y);
                 while (band) {
@@ -661,7 +659,7 @@ __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx
                 }
             }
         }
-        unsigned keep = (unsigned)vmask & ~(unsigned)_mm512_cmp_ps_mask(_mm512_sub_ps(y, Lv), ndl, _CMP_LT_OQ);
+        unsigned keep = _mm512_mask_cmp_ps_mask(vmask, _mm512_sub_ps(Lv, y), dl, _CMP_NGT_UQ);
         if (RR_UNLIKELY(keep)) {
             _mm512_storeu_ps(ys, y);
             _mm512_storeu_ps(ds, dl);

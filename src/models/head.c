@@ -539,13 +539,13 @@ static size_t screen_select_plain(const rr_screen *s, const rr_screen_lanes *ln,
                                   float *lbs, int32_t *cand) {
     size_t nl = 0;
     for (size_t j = 0; j < s->N; j++) {
-        float lb = fmaf(-2.0f, rr_screen_delta(s, ln, 0, j, y[j]), y[j]);
+        float lb = fmaf(-2.0f, rr_screen_delta(s, ln, 0, j), y[j]);
         if (lb > (nl == k ? lbs[k - 1] : -INFINITY)) list_insert(lbs, NULL, &nl, k, lb, 0);
     }
     const float L = nl == k ? lbs[k - 1] : -INFINITY;
     size_t nc = 0;
     for (size_t j = 0; j < s->N; j++)
-        if (!(y[j] - L < -rr_screen_delta(s, ln, 0, j, y[j]))) cand[nc++] = (int32_t)j;
+        if (!(L - y[j] > rr_screen_delta(s, ln, 0, j))) cand[nc++] = (int32_t)j;
     return nc;
 }
 
@@ -556,14 +556,13 @@ __attribute__((target("avx512f"))) static size_t screen_select_avx512(const rr_s
                                                                      const float *y, size_t k, float *lbs,
                                                                      int32_t *cand) {
     const size_t N = s->N;
-    const __m512 av = _mm512_set1_ps(ln->a[0]), cv = _mm512_set1_ps(ln->c[0]), u6 = _mm512_set1_ps(s->u6);
-    const __m512 m2 = _mm512_set1_ps(-2.0f), zero = _mm512_setzero_ps();
+    const __m512 av = _mm512_set1_ps(ln->a[0]), cv = _mm512_set1_ps(ln->c[0]);
+    const __m512 m2 = _mm512_set1_ps(-2.0f);
     size_t nl = 0;
     __m512 lbk = _mm512_set1_ps(-INFINITY);
 #define SCREEN_DELTA(j, m, yv)                                                                     \
     _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, s->rho + (j)),                                    \
-                    _mm512_fmadd_ps(cv, _mm512_maskz_loadu_ps(m, s->rn + (j)),                     \
-                                    _mm512_fmadd_ps(u6, _mm512_abs_ps(yv), _mm512_maskz_loadu_ps(m, s->beta + (j)))))
+                    _mm512_fmadd_ps(cv, _mm512_maskz_loadu_ps(m, s->rn + (j)), _mm512_maskz_loadu_ps(m, s->beta + (j))))
     for (size_t j = 0; j < N; j += 16) {
         __mmask16 m = (__mmask16)(N - j >= 16 ? 0xffffu : (1u << (N - j)) - 1u);
         __m512 yv = _mm512_loadu_ps(y + j), dl = SCREEN_DELTA(j, m, yv);
@@ -585,8 +584,7 @@ __attribute__((target("avx512f"))) static size_t screen_select_avx512(const rr_s
     for (size_t j = 0; j < N; j += 16) {
         __mmask16 m = (__mmask16)(N - j >= 16 ? 0xffffu : (1u << (N - j)) - 1u);
         __m512 yv = _mm512_loadu_ps(y + j), dl = SCREEN_DELTA(j, m, yv);
-        unsigned keep = (unsigned)m & ~(unsigned)_mm512_cmp_ps_mask(_mm512_sub_ps(yv, Lv), _mm512_sub_ps(zero, dl),
-                                                                    _CMP_LT_OQ);
+        unsigned keep = _mm512_mask_cmp_ps_mask(m, _mm512_sub_ps(Lv, yv), dl, _CMP_NGT_UQ);
         while (keep) {
             unsigned i = (unsigned)__builtin_ctz(keep);
             keep &= keep - 1;

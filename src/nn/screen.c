@@ -130,7 +130,6 @@ rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t 
     s->D2 = D2;
     s->b = b;
     s->gamma = (double)D * U / (1.0 - (double)D * U);
-    s->u6 = float_up(MARGIN * 6.0 * U);
     s->wq = rr_alloc_aligned(bytes);
     s->ws = rr_malloc_n(N, sizeof *s->ws);
     s->rho = rr_malloc_n(N, sizeof *s->rho);
@@ -150,7 +149,7 @@ rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t 
         for (size_t k2 = 0; k2 < D2; k2++) s->wq[j * D2 + k2] = pair(q, D, k2);
         s->rho[j] = float_up(MARGIN * rs);
         s->rn[j] = float_up(MARGIN * n);
-        s->beta[j] = float_up(MARGIN * (4.0 * U * fabs((double)b[j]) + SIGMA));
+        s->beta[j] = float_up(MARGIN * (11.0 * U * fabs((double)b[j]) + SIGMA));
     }
     free(q);
     if (!ok) {
@@ -193,14 +192,14 @@ void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const 
         }
         for (size_t k2 = 0; k2 < D2; k2++) hq[k2 * T + i] = pair(qb, D, k2);
         ln->sh[i] = sc;
-        ln->a[i] = float_up(MARGIN * qn);
-        ln->c[i] = float_up(MARGIN * (rs + s->gamma * nn));
+        ln->a[i] = float_up(MARGIN * (1.0 + 7.0 * U) * qn);
+        ln->c[i] = float_up(MARGIN * (rs + s->gamma * nn + 7.0 * U * qn));
     }
     if (qb != q) free(qb);
 }
 
-float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j, float y) {
-    return fmaf(ln->a[i], s->rho[j], fmaf(ln->c[i], s->rn[j], fmaf(s->u6, fabsf(y), s->beta[j])));
+float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j) {
+    return fmaf(ln->a[i], s->rho[j], fmaf(ln->c[i], s->rn[j], s->beta[j]));
 }
 
 /* ---------------------------------------------------------------- kernels */

@@ -31,13 +31,18 @@
  *   |x_j - Y_j| <= (1 + 2^-20) [a rho_j + (mu + gamma_D n) r_j
  *                               + 6u |Y_j| + 4u |b_j|] + sigma
  * where sigma = 2^-110 covers gradual underflow (<= 2^-150 per operation).
- * Delta_j below evaluates this in float with every stored factor rounded
- * up by M = 1 + 2^-16, which also absorbs the rounding of Delta's own three
- * fused multiply-adds and of the comparisons that use it:
- *   Delta = fma(a', rho'_j, fma(c', r'_j, fma(u6', |Y|, beta'_j)))
+ * The |Y| term is bounded once more so that Delta does not depend on Y:
+ * |Y| <= (1 + 3u)(|sh sw_j P| + |b_j|) and |sh sw_j P| = |h^ . (sw_j q_j)|
+ * <= a (r_j + rho_j), so 6u|Y| <= 7u (a r_j + a rho_j + |b_j|) and
+ *   |x_j - Y_j| <= (1 + 2^-20) [(1 + 7u) a rho_j + (mu + gamma_D n + 7u a) r_j
+ *                               + 11u |b_j|] + sigma.
+ * Delta evaluates this in float with every stored factor rounded up by
+ * M = 1 + 2^-16, which also absorbs the rounding of Delta's own two fused
+ * multiply-adds and of the comparisons that use it:
+ *   Delta = fma(a', rho'_j, fma(c', r'_j, beta'_j))
  * Then, for any finite or infinite t:
  *   fl(Y - t) >  Delta   implies  x_j > t
- *   fl(Y - t) < -Delta   implies  x_j < t
+ *   fl(t - Y) >  Delta   implies  x_j < t   (fl(t - Y) = -fl(Y - t))
  *   fma(-2, Delta, Y)    is <= x_j (Delta >= 6u|Y| makes the rounding of
  *                        this one expression smaller than Delta / 5)
  * Every comparison is false on NaN, so a NaN or infinite Delta or Y only
@@ -63,19 +68,18 @@ typedef struct rr_screen {
     float *ws;        /* (N) sw_j */
     float *rho;       /* (N) M rho_j */
     float *rn;        /* (N) M r_j */
-    float *beta;      /* (N) M (4u |b_j| + sigma) */
+    float *beta;      /* (N) M (11u |b_j| + sigma) */
     const float *b;   /* (N) the biases (not owned) */
     int32_t *wt;      /* (ceil(N / 16), D2, 16) the same pairs in 16-item blocks,
                        * item-major (rr_screen_add_blocks; NULL until then) */
-    float u6;         /* M 6u */
     double gamma;     /* gamma_D */
 } rr_screen;
 
 /* Lane parameters of a packed tile of sessions. */
 typedef struct rr_screen_lanes {
     float sh[RR_SCREEN_TILE]; /* scales (0 for pad and unscreened lanes) */
-    float a[RR_SCREEN_TILE];  /* M ||h^|| (+inf: lane not screened) */
-    float c[RR_SCREEN_TILE];  /* M (||h~|| + gamma_D ||h||) */
+    float a[RR_SCREEN_TILE];  /* M (1 + 7u) ||h^|| (+inf: lane not screened) */
+    float c[RR_SCREEN_TILE];  /* M (||h~|| + gamma_D ||h|| + 7u ||h^||) */
 } rr_screen_lanes;
 
 /* True when this CPU runs the screen (AVX-512F, AVX-512BW, AVX-512 VNNI);
@@ -113,7 +117,8 @@ rr_status rr_screen_add_blocks(rr_screen *s, rr_error *err);
 void rr_screen_items(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
                      float *out);
 
-/* Delta of lane i, item j for screen score y (scalar form of the bound). */
-float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j, float y);
+/* Delta of lane i, item j (scalar form of the bound; the same bits as the
+ * kernels' vector form). */
+float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, size_t j);
 
 #endif /* RR_SCREEN_H */
