@@ -11,9 +11,17 @@
 #   2. POST /v1/sessions/{id}/events with one new item per request
 #   3. run 1 again with 500 slow connections trickling header bytes
 # each for DURATION seconds (30) with CONNS connections (64) and wrk
-# THREADS (2).  Reports p50/p90/p99, req/s, errors (socket errors + non-2xx)
-# and the server's peak RSS (VmHWM).  The server is stopped at the end.
-# SERVER_THREADS (2) HTTP workers, BATCHERS (1); the threads each batcher
+# THREADS (2), REPEATS times (1; with more, the best and the range of each
+# test are printed at the end).  Then, for each count in SWEEP (e.g.
+# "1 4 16 32"), stateless again at that many connections for SWEEP_DURATION
+# seconds (10): by Little's law the mean latency at C connections is
+# C / throughput, so the p99 at 64 connections is bounded below by the
+# throughput, and the sweep shows the latency a lighter load gets.
+# Reports p50/p90/p99, req/s, errors (socket errors + non-2xx), the
+# server's CPU time per request (all threads, user + system), the load
+# average when the run started (the machine may be shared), and the
+# server's peak RSS (VmHWM).  The server is stopped at the end.
+# SERVER_THREADS (1) HTTP workers, BATCHERS (1); the threads each batcher
 # splits a batch over come from OMP_NUM_THREADS when it is set, else the
 # server's default (half the cores per batcher, at least 1).
 set -u
@@ -23,9 +31,12 @@ BIN=$BUILD/rnnrec
 DURATION=${DURATION:-30}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
-SERVER_THREADS=${SERVER_THREADS:-2}
+SERVER_THREADS=${SERVER_THREADS:-1}
 BATCHERS=${BATCHERS:-1}
 SLOW=${SLOW:-500}
+REPEATS=${REPEATS:-1}
+SWEEP=${SWEEP:-}
+SWEEP_DURATION=${SWEEP_DURATION:-10}
 [ -x "$BIN" ] || { echo "bench_serve: $BIN not built" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench_serve: wrk missing (apt-get install wrk)" >&2; exit 1; }
 W=${BENCH_DIR:-$(mktemp -d /tmp/rr_bench_serve.XXXXXX)}
@@ -164,24 +175,53 @@ start_server() {
 }
 start_server
 export IDS=$ids
-run() { # name script
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 5s -s "$W/$2" "http://127.0.0.1:$PORT" 2>&1)
-    local res
+ROUNDS=$W/rounds.txt
+: >"$ROUNDS"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat"; }
+run() { # tag name script [conns] [duration]
+    local c=${4:-$CONNS} d=${5:-$DURATION} out res t0 t1 n load
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    t0=$(cpu_ticks)
+    out=$(wrk -t"$THREADS" -c"$c" -d"${d}s" --timeout 5s -s "$W/$3" "http://127.0.0.1:$PORT" 2>&1)
+    t1=$(cpu_ticks)
     res=$(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')
-    echo "$1: $res"
-    [ -n "$res" ] || echo "$out" >&2
+    [ -n "$res" ] || { echo "$out" >&2; return; }
+    n=$(echo "$res" | sed 's/.*requests=\([0-9]*\).*/\1/')
+    # server CPU per request (user + system, all threads), in us
+    res="$res server_cpu_us=$(( (t1 - t0) * 1000000 / $(getconf CLK_TCK) / (n > 0 ? n : 1) ))"
+    echo "$2: $res loadavg=[$load]"
+    echo "$1 $res" >>"$ROUNDS"
 }
 curl -s --max-time 5 -X POST -d '{"items": []}' "http://127.0.0.1:$PORT/v1/recommend" >/dev/null
-run "stateless /v1/recommend (5 items, k=20)" stateless.lua
-run "live sessions /v1/sessions/{id}/events (1 item)" events.lua
-python3 "$W/slow.py" "$PORT" "$SLOW" $((DURATION + 4)) >"$W/slow.out" 2>&1 &
-SLOWPID=$!
-sleep 2
-run "stateless with $SLOW slow connections" stateless.lua
-wait "$SLOWPID" 2>/dev/null
-SLOWPID=
-cat "$W/slow.out"
+for round in $(seq 1 "$REPEATS"); do
+    [ "$REPEATS" -gt 1 ] && echo "--- round $round of $REPEATS"
+    run stateless "stateless /v1/recommend (5 items, k=20)" stateless.lua
+    run events "live sessions /v1/sessions/{id}/events (1 item)" events.lua
+    python3 "$W/slow.py" "$PORT" "$SLOW" $((DURATION + 4)) >"$W/slow.out" 2>&1 &
+    SLOWPID=$!
+    sleep 2
+    run slow "stateless with $SLOW slow connections" stateless.lua
+    wait "$SLOWPID" 2>/dev/null
+    SLOWPID=
+    cat "$W/slow.out"
+done
+if [ "$REPEATS" -gt 1 ]; then
+    # best and spread of each test over the rounds; the slow-connection
+    # p99 against the stateless p99 of the same round
+    awk '{ t = $1; for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+           r[t]++; rps = v["rps"]; p99 = v["p99_us"]
+           if (!(t in best) || rps > best[t]) best[t] = rps
+           if (!(t in lo) || rps < lo[t]) lo[t] = rps
+           if (!(t in plo) || p99 < plo[t]) plo[t] = p99
+           if (!(t in phi) || p99 > phi[t]) phi[t] = p99
+           if (t == "stateless") sp = p99
+           if (t == "slow" && sp > 0) { ratio = p99 / sp; if (ratio > rmax) rmax = ratio; if (rmin == "" || ratio < rmin) rmin = ratio } }
+         END { for (t in best) printf "%s over %d rounds: best %d req/s, range %d..%d req/s, p99 %d..%d us\n", t, r[t], best[t], lo[t], best[t], plo[t], phi[t]
+               if (rmin != "") printf "p99 with slow connections / p99 without (same round): %.2f..%.2f\n", rmin, rmax }' "$ROUNDS"
+fi
+for c in $SWEEP; do
+    run "sweep$c" "stateless at $c connections" stateless.lua "$c" "$SWEEP_DURATION"
+done
 curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$W/metrics.txt"
 awk '/^rnnrec_batch_size_(sum|count)/ {v[$1]=$2} END {if (v["rnnrec_batch_size_count"] > 0)
      printf "mean batch: %.1f states per rr_recommend call\n", v["rnnrec_batch_size_sum"] / v["rnnrec_batch_size_count"]}' "$W/metrics.txt"
