@@ -205,6 +205,9 @@ static void test_bound(void) {
 
 /* ------------------------------------------------------------- engine */
 
+/* One scratch kept across every case (other N, D, n, k): growth and reuse. */
+static rr_fused_scratch *shared_fz;
+
 static size_t engine_case(thead *t, rr_rng *g, size_t n, int kind, int specials, size_t *bad_out) {
     const size_t N = t->h.N, D = t->h.D;
     float *v = vectors(g, n, D, kind, specials);
@@ -242,10 +245,10 @@ static size_t engine_case(thead *t, rr_rng *g, size_t n, int kind, int specials,
             for (size_t i = 0; i < n; i++)
                 rn[i] = rr_rank_scan(rr + i * N, N, rr[i * N + (size_t)target[i]], k, &rg[i], &re[i], rt + i * k,
                                      rs + i * k);
-            for (int var = 0; var < 4; var++) {
-                int nt = var < 3 ? var + 1 : 1;
+            for (int var = 0; var < 5; var++) {
+                int nt = var < 3 ? var + 1 : var == 4 ? 2 : 1;
                 rr_rank_force_portable(var == 3);
-                rr_fused_scratch *fz = NULL;
+                rr_fused_scratch *fz = var == 4 ? shared_fz : NULL;
                 rr_fused_job job = {&t->h, vecs, n, target, excl ? seen : NULL, n_seen, k, nt};
                 rr_fused_out out = {tsc, fg, fe, ft, fs, fn};
                 CHECK_OK(rr_fused_rank_screened(&job, sc, &fz, &out, &err), &err);
@@ -270,7 +273,8 @@ static size_t engine_case(thead *t, rr_rng *g, size_t n, int kind, int specials,
                     bad += !ok;
                     cases++;
                 }
-                rr_fused_scratch_free(fz);
+                if (var == 4) shared_fz = fz;
+                else rr_fused_scratch_free(fz);
                 rr_rank_force_portable(0);
             }
             free(rt);
@@ -314,6 +318,8 @@ static void test_engine(void) {
         cases += engine_case(&t, &g, n, kind, trial % 2, &bad);
         head_free(&t);
     }
+    rr_fused_scratch_free(shared_fz);
+    shared_fz = NULL;
     size_t pairs, nr, ntop;
     rr_fused_screen_stats(&pairs, &nr, &ntop, 1);
     printf("  engine: %zu cases; %zu pairs screened, %.2f%% rescored for ranks, %.2f%% for top lists\n", cases,
@@ -411,6 +417,8 @@ static void test_unscreenable(void) {
     CHECK(sc == NULL);
     size_t bad = 0;
     engine_case(&t, &g, 9, 0, 0, &bad);
+    rr_fused_scratch_free(shared_fz);
+    shared_fz = NULL;
     CHECK(bad == 0);
     head_free(&t);
 }
