@@ -234,10 +234,11 @@ static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax
             g->tsc = rr_malloc_n(B, sizeof *g->tsc);
             ok = g->vecs && g->seen && g->n_seen && g->ng && g->ne && g->tsc;
             /* built once per evaluation; NULL when the head or the CPU
-             * cannot be screened (fused.c then scores exactly) */
+             * cannot be screened, or no memory is left for it (fused.c
+             * then scores exactly) */
             if (ok && g->head.act == RR_ACT_LINEAR &&
                 rr_screen_new(&g->scr, g->head.W, g->head.b, g->head.N, g->head.D, NULL) != RR_OK)
-                ok = 0;
+                g->scr = NULL;
         }
         for (size_t b = 0; ok && b < B; b++) ok = (g->st[b] = rr_state_new(m)) != NULL;
     }
