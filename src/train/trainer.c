@@ -630,9 +630,6 @@ static void ck_view(trainer *tr, rr_ckpt *c, rr_ckpt_stream *st) {
     c->streams = st;
 }
 
-/* Writes the next checkpoint.  A failure is logged and counted, and
- * training goes on: the previous checkpoint stays as it was, and the next
- * one is tried with a fresh temporary file (see docs/checkpoints.md). */
 /* ---- dist hooks for checkpoints: rank 0 alone locks the folder and
  * writes, with one stream record per rank gathered from every rank; to
  * resume, every rank reads the same file (the folder must be visible to
@@ -747,6 +744,9 @@ static rr_status dist_ck_agree(trainer *tr, rr_status s, rr_error *e) {
     return s;
 }
 
+/* Writes the next checkpoint.  A failure is logged and counted, and
+ * training goes on: the previous checkpoint stays as it was, and the next
+ * one is tried with a fresh temporary file (see docs/checkpoints.md). */
 static void ck_save(trainer *tr) {
     ckpt_run *ck = &tr->ck;
     rr_ckpt c;
