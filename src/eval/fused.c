@@ -23,7 +23,10 @@
  * Top-k: a thread sees its items in increasing index order and the
  * threshold test is strict, so its list is ordered by (score desc, index
  * asc), as rr_topk's; merging the threads' lists by that same order gives
- * the list of the whole row. */
+ * the list of the whole row.
+ * rr_fused_rank_screened runs the same loops with the quantised screen of
+ * nn/screen.h in the tile's place and exact rescoring of what its bound
+ * cannot decide ("Screened ranking" below). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
