@@ -182,7 +182,9 @@ run() { # tag name script [conns] [duration]
     local c=${4:-$CONNS} d=${5:-$DURATION} out res t0 t1 n load
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     t0=$(cpu_ticks)
-    out=$(wrk -t"$THREADS" -c"$c" -d"${d}s" --timeout 5s -s "$W/$3" "http://127.0.0.1:$PORT" 2>&1)
+    local t=$THREADS
+    [ "$c" -lt "$t" ] && t=$c # wrk wants a connection per thread
+    out=$(wrk -t"$t" -c"$c" -d"${d}s" --timeout 5s -s "$W/$3" "http://127.0.0.1:$PORT" 2>&1)
     t1=$(cpu_ticks)
     res=$(echo "$out" | grep '^RESULT' | sed 's/^RESULT //')
     [ -n "$res" ] || { echo "$out" >&2; return; }

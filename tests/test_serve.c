@@ -808,7 +808,52 @@ static void test_no_model(void) {
 
 /* ------------------------------------------------------- below the HTTP */
 
+/* The response's number formatting against printf's %.9g: random float
+ * bit patterns (every exponent), the edges of the fast path and of the
+ * fixed/exponential switch, carries into a tenth digit, signs. */
+static void test_format_float(void) {
+    static const float edge[] = {1e-20f, 1e21f, 9.99999999e20f, 1.17549435e-38f, 1e-45f, 3.40282347e38f,
+                                 999999999.5f, 999999940.0f, 1e9f, 1e8f, 99999999.5f, 0.0001f, 0.00009999999f,
+                                 123456789.0f, 1.5f, 0.1f, 0.3f, 16777216.0f, 16777217.0f, 2.5e-5f, 7.0f,
+                                 1e-5f, 1e-4f, 0.00012345678f, 8388608.5f, 4.2949673e9f};
+    char got[32], want[40];
+    size_t bad = 0, n = 0;
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++)
+        for (int sg = 0; sg < 2; sg++) {
+            float f = sg ? -edge[i] : edge[i];
+            rr_format_float(f, got);
+            snprintf(want, sizeof want, "%.9g", (double)f);
+            if (strcmp(got, want) && bad++ < 5) fprintf(stderr, "format %.9g: got %s\n", (double)f, got);
+            n++;
+        }
+    rr_rng r;
+    rr_rng_seed(&r, 5);
+    size_t reps = check_small() ? 100000 : 1000000;
+    for (size_t i = 0; i < reps; i++) {
+        uint32_t u = (uint32_t)rr_rng_next(&r);
+        float f;
+        memcpy(&f, &u, sizeof f);
+        if (!isfinite(f)) continue;
+        if (i & 1) f = (float)ldexp((double)f, -(int)(rr_rng_below(&r, 60))); /* more near the usual range */
+        size_t len = rr_format_float(f, got);
+        snprintf(want, sizeof want, "%.9g", (double)f);
+        if ((strcmp(got, want) || len != strlen(want)) && bad++ < 5) fprintf(stderr, "format %.9g: got %s\n", (double)f, got);
+        n++;
+    }
+    CHECK_MSG(bad == 0, "%zu of %zu floats formatted unlike %%.9g", bad, n);
+    rr_sbuf b;
+    rr_sbuf_init(&b);
+    rr_sbuf_json_num(&b, (double)0.1f);
+    rr_sbuf_add(&b, ",", 1);
+    rr_sbuf_json_num(&b, 0.1); /* a double that is not a float: printf */
+    rr_sbuf_add(&b, ",", 1);
+    rr_sbuf_json_num(&b, -INFINITY);
+    CHECK_MSG(b.p && !strcmp(b.p, "0.100000001,0.1,null"), "%s", b.p ? b.p : "");
+    rr_sbuf_free(&b);
+}
+
 static void test_units(void) {
+    test_format_float();
     rr_sbuf b;
     rr_sbuf_init(&b);
     rr_sbuf_json_str(&b, "a\"b\\c\n\x01\xe2\x82\xac\xff", 11);

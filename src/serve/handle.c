@@ -60,13 +60,12 @@ static srv_next answer_err(srv_req *rq, srv_out *out, int status, const char *co
 }
 
 /* Appends [{"id":..,"score":..},...] for a row's results. */
-static void items_json(rr_sbuf *b, const rr_model *m, const srv_row *row) {
+static void items_json(rr_sbuf *b, const srv_model *sm, const srv_row *row) {
     rr_sbuf_add(b, "[", 1);
     for (size_t i = 0; i < row->req.k && row->top[i] >= 0; i++) {
-        size_t len;
-        const char *id = rr_model_item_id(m, row->top[i], &len);
-        rr_sbuf_adds(b, i ? ",{\"id\":" : "{\"id\":");
-        rr_sbuf_json_str(b, id, len);
+        size_t t = (size_t)row->top[i];
+        rr_sbuf_add(b, i ? ",{\"id\":" : "{\"id\":", i ? 7 : 6);
+        rr_sbuf_add(b, sm->ids_json + sm->ids_off[t], sm->ids_off[t + 1] - sm->ids_off[t]);
         rr_sbuf_add(b, ",\"score\":", 9);
         rr_sbuf_json_num(b, row->score[i]);
         rr_sbuf_add(b, "}", 1);
@@ -74,9 +73,9 @@ static void items_json(rr_sbuf *b, const rr_model *m, const srv_row *row) {
     rr_sbuf_add(b, "]", 1);
 }
 
-static void row_json(rr_sbuf *b, const rr_model *m, const srv_row *row) {
+static void row_json(rr_sbuf *b, const srv_model *sm, const srv_row *row) {
     rr_sbuf_adds(b, "\"items\":");
-    items_json(b, m, row);
+    items_json(b, sm, row);
     rr_sbuf_adds(b, ",\"unknown_items\":");
     rr_sbuf_add(b, row->req.unknown_json.p, row->req.unknown_json.len);
 }
@@ -99,12 +98,12 @@ srv_next srv_req_result(struct rr_server *s, srv_req *rq, srv_out *out) {
         rr_sbuf_adds(&b, "\"results\":[");
         for (size_t i = 0; i < j->n_rows; i++) {
             rr_sbuf_adds(&b, i ? ",{" : "{");
-            row_json(&b, sm->m, &j->rows[i]);
+            row_json(&b, sm, &j->rows[i]);
             rr_sbuf_add(&b, "}", 1);
         }
         rr_sbuf_add(&b, "]", 1);
     } else if (j->kind == JOB_ROWS) {
-        row_json(&b, sm->m, &j->rows[0]);
+        row_json(&b, sm, &j->rows[0]);
     } else {
         rr_sbuf_adds(&b, "\"session\":");
         rr_sbuf_json_str(&b, j->sid, j->sid_len);
@@ -114,7 +113,7 @@ srv_next srv_req_result(struct rr_server *s, srv_req *rq, srv_out *out) {
         } else {
             if (j->kind == JOB_EVENTS) rr_sbuf_adds(&b, j->sess_created ? ",\"created\":true" : ",\"created\":false");
             rr_sbuf_add(&b, ",", 1);
-            row_json(&b, sm->m, &j->rows[0]);
+            row_json(&b, sm, &j->rows[0]);
         }
     }
     rr_sbuf_adds(&b, ",\"model\":");

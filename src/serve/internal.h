@@ -63,6 +63,8 @@ struct rr_screen;
 typedef struct srv_model {
     rr_model *m;
     struct rr_screen *screen; /* quantised screen of a linear head, or NULL */
+    char *ids_json;        /* the item ids as quoted JSON strings, back to back */
+    size_t *ids_off;       /* (n_items + 1) where id i starts in ids_json */
     atomic_long refs;
     uint64_t gen;          /* 1, 2, ... one per successful (re)load */
     uint64_t epoch;        /* bumps when a reload is incompatible */

@@ -32,5 +32,8 @@ void rr_sbuf_json_str(rr_sbuf *b, const char *s, size_t n);
 /* A float as a JSON number (shortest %.9g form); non-finite values are
  * written as null, which JSON has no number for. */
 void rr_sbuf_json_num(rr_sbuf *b, double v);
+/* A float as printf's "%.9g" writes it (9 significant digits, which
+ * round-trip any float), NUL-terminated; returns the length. */
+size_t rr_format_float(float v, char out[32]);
 
 #endif
