@@ -18,7 +18,11 @@
  * 3. Serving: rr_head_topk_screened gives rr_topk's list (items, score bits)
  *    on the exact row with the seen items at -inf, for k = 1 .. N, and the
  *    item-major kernel (rr_screen_items) gives the tile kernel's bits.
- * 4. A table with a non-finite weight is not screened (rr_screen_new gives
+ * 4. rr_evaluate with the screen and without it (and unfused) gives the
+ *    same metrics to the bit on a trained GRU and on a linear-head GRU with
+ *    a quantised output table and duplicated rows (exact score ties), for
+ *    every tie mode, exclude_seen, target_last, 1 and 2 threads.
+ * 5. A table with a non-finite weight is not screened (rr_screen_new gives
  *    NULL), and the engine then still answers exactly.
  * Prints the share of pairs the screen left to the exact path. */
 #include <math.h>
@@ -28,8 +32,11 @@
 #include <string.h>
 
 #include "check.h"
+#include "data/dataset.h"
 #include "eval/eval.h"
 #include "models/head.h"
+#include "models/model.h"
+#include "models/rnn.h"
 #include "nn/screen.h"
 #include "util/util.h"
 
@@ -403,6 +410,104 @@ static void test_serving(void) {
     CHECK_MSG(bad_bits == 0, "%zu item-major screen scores differ from the tile kernel's", bad_bits);
 }
 
+/* ------------------------------------------------------------ evaluate */
+
+static int results_equal(const rr_eval_result *a, const rr_eval_result *b, size_t nc) {
+    if (a->n_targets != b->n_targets || a->n_sessions != b->n_sessions) return 0;
+    for (size_t c = 0; c < nc; c++)
+        if (memcmp(&a->recall[c], &b->recall[c], sizeof(double)) || memcmp(&a->mrr[c], &b->mrr[c], sizeof(double)) ||
+            memcmp(&a->ndcg[c], &b->ndcg[c], sizeof(double)) ||
+            memcmp(&a->coverage[c], &b->coverage[c], sizeof(double)) ||
+            memcmp(&a->popularity[c], &b->popularity[c], sizeof(double)))
+            return 0;
+    return 1;
+}
+
+static void eval_model(const rr_model *m, const rr_dataset *test, const char *label) {
+    rr_error err;
+    size_t runs = 0, bad = 0;
+    for (int ties = 0; ties < 3; ties++)
+        for (int mode = 0; mode < 3; mode++) {
+            rr_eval_params p;
+            rr_eval_params_default(&p);
+            p.ties = (rr_ties)ties;
+            p.exclude_seen = mode == 1;
+            p.target_last = mode == 2;
+            rr_eval_result ref, got;
+            p.threads = 1;
+            rr_eval_force_unfused(1);
+            CHECK_OK(rr_evaluate(m, test, &p, &ref, &err), &err);
+            rr_eval_force_unfused(0);
+            for (int nt = 1; nt <= 2; nt++)
+                for (int off = 0; off < 2; off++) {
+                    p.threads = nt;
+                    rr_screen_force_off(off);
+                    rr_fused_screen_stats(NULL, NULL, NULL, 1);
+                    CHECK_OK(rr_evaluate(m, test, &p, &got, &err), &err);
+                    size_t pairs;
+                    rr_fused_screen_stats(&pairs, NULL, NULL, 1);
+                    rr_screen_force_off(0);
+                    CHECK(off ? pairs == 0 : pairs > 0); /* the screen ran exactly when on */
+                    int ok = results_equal(&ref, &got, p.n_cutoffs);
+                    if (!ok)
+                        fprintf(stderr, "%s: ties %d mode %d threads %d screen %s: recall@20 %.9f vs %.9f\n", label,
+                                ties, mode, nt, off ? "off" : "on", got.recall[3], ref.recall[3]);
+                    bad += !ok;
+                    runs++;
+                }
+        }
+    CHECK_MSG(bad == 0, "%s: %zu of %zu evaluations differ from the unfused exact one", label, bad, runs);
+}
+
+static void test_evaluate(void) {
+    rr_synth_params sp;
+    rr_synth_params_default(&sp);
+    sp.seed = 4;
+    sp.n_events = check_small() ? 3000 : 12000;
+    sp.n_items = 700;
+    sp.n_topics = 8;
+    rr_dataset *d = NULL;
+    rr_error err;
+    CHECK_OK(rr_synth_generate(&sp, &d, &err), &err);
+    if (!d) return;
+    rr_train_params tp;
+    rr_train_params_default(&tp);
+    tp.kind = "gru";
+    tp.layers[0] = 24;
+    tp.epochs = 1;
+    tp.threads = 1;
+    tp.seed = 5;
+    rr_model *m = NULL;
+    CHECK_OK(rr_model_train(&m, d, NULL, &tp, &err), &err);
+    if (m) eval_model(m, d, "trained gru");
+    rr_model_free(m);
+    /* linear head with ties: quantised Wy, every 5th row a copy */
+    m = NULL;
+    CHECK_OK(rr_model_new_common(&m, &rr_gru_ops, d, &err), &err);
+    rr_rnn_shape sh;
+    memset(&sh, 0, sizeof sh);
+    sh.cell = RR_CELL_GRU;
+    sh.n_items = m ? m->n_items : 0;
+    sh.n_layers = 1;
+    sh.layers[0] = 20;
+    sh.embedding = -1;
+    sh.final_act = RR_ACT_LINEAR;
+    rr_rnn *r = NULL;
+    if (m) CHECK_OK(rr_rnn_new(&r, &sh, &err), &err);
+    if (m && r) {
+        rr_rng g;
+        rr_rng_seed(&g, 77);
+        rr_rnn_init(r, &g);
+        float *Wy = r->params + r->lay.Wy;
+        for (size_t i = 0; i < m->n_items * 20; i++) Wy[i] = roundf(Wy[i] * 64.0f) / 16.0f;
+        for (size_t j = 5; j < m->n_items; j += 5) memcpy(Wy + j * 20, Wy + (j - 5) * 20, 20 * sizeof *Wy);
+        m->impl = r;
+        eval_model(m, d, "linear gru with ties");
+    }
+    rr_model_free(m);
+    rr_dataset_free(d);
+}
+
 /* A non-finite weight: no screen, and the engine stays exact. */
 static void test_unscreenable(void) {
     rr_rng g;
@@ -431,6 +536,7 @@ int main(void) {
     test_bound();
     test_engine();
     test_serving();
+    test_evaluate();
     test_unscreenable();
     return check_summary("test_screen");
 }
