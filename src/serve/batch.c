@@ -110,7 +110,8 @@ static rr_status rank_states(const srv_model *sm, rr_state *const *states, size_
      * in its state's place; all empty states share one popularity list
      * (they have nothing to exclude), computed into the first one's row. */
     if (n_live) {
-        rr_fused_job job = {&hd, sc->vecs, n_live, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, rank_threads()};
+        int nt = sc->threads > 0 ? sc->threads : rank_threads();
+        rr_fused_job job = {&hd, sc->vecs, n_live, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, nt};
         rr_fused_out out = {NULL, NULL, NULL, sc->ltop, sc->lscore, sc->ntop};
         rr_status s = rr_fused_rank_screened(&job, sm->screen, &sc->fz, &out, err);
         if (s) return s;
@@ -406,6 +407,14 @@ static void run_batch(srv_shard *sh, size_t nj, size_t nr) {
     err.msg[0] = 0;
     rr_status s = RR_OK;
     if (n_live) {
+        /* Light load: a batch of one tile or less with nothing queued
+         * behind it is split over the cores the other batchers and the
+         * HTTP side are not using, for latency.  Under load each batcher
+         * keeps to its own threads (a team's wake-ups and spinning cost
+         * more than they give when every core is busy). */
+        sh->scorer.threads = 0;
+        if (srv->o.light_split && n_live <= RR_HEAD_TILE && atomic_load(&sh->queued_rows) == 0)
+            sh->scorer.threads = srv->light_threads;
         double t0 = rr_now();
         s = srv_score_rows(sm, live, n_live, &sh->scorer, &err);
         srv_hist_observe(&srv->metrics.batch_score, rr_now() - t0);
@@ -522,6 +531,8 @@ bool srv_submit(struct rr_server *s, srv_job *j) {
 
 rr_status srv_shards_start(struct rr_server *s, rr_error *err) {
     s->n_shards = (size_t)rr_threads(s->o.batchers);
+    s->light_threads = rr_threads(0) / (int)s->n_shards;
+    if (s->light_threads < 1) s->light_threads = 1;
     s->shards = rr_calloc_n(s->n_shards, sizeof *s->shards);
     if (!s->shards) return rr_err(err, RR_ERR_NOMEM, "out of memory");
     size_t per_n = s->o.max_sessions / s->n_shards + 1;

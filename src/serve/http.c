@@ -217,6 +217,7 @@ void rr_server_opts_default(rr_server_opts *o) {
     o->batchers = 1;
     o->max_batch = 64;
     o->batch_align = 1;
+    o->light_split = 1;
     o->max_queue = 4096;
     o->max_sessions = 100000;
     o->session_ttl = 1800;

@@ -149,6 +149,7 @@ typedef struct srv_scorer {
     int32_t *ltop;                  /* (cap_nk) the same for the states with items */
     float *lscore;                  /* (cap_nk) */
     struct rr_fused_scratch *fz;    /* the fused engine's buffers */
+    int threads;                    /* threads for the next call (0: the batcher's own) */
 } srv_scorer;
 
 void srv_scorer_free(srv_scorer *sc);
@@ -270,6 +271,7 @@ struct rr_server {
     char reload_error[512];     /* last failure, "" when the last reload worked */
     srv_shard *shards;
     size_t n_shards;
+    int light_threads;          /* threads a lone small batch may use (cores / batchers) */
     atomic_size_t rr_next;      /* round robin for stateless jobs */
     struct MHD_Daemon *d;
     unsigned port;

@@ -28,6 +28,7 @@ typedef struct rr_server_opts {
     int batchers;               /* scoring threads = session shards (1; 0: all cores) */
     size_t max_batch;           /* states per rr_recommend call (64) */
     int batch_align;            /* 1: take whole scoring tiles when more than one is queued (1) */
+    int light_split;            /* 1: split a lone small batch over the idle cores (1) */
     size_t max_queue;           /* queued states before 503 overloaded (4096) */
     size_t max_sessions;        /* live sessions kept (100000) */
     double session_ttl;         /* seconds a session may stay idle (1800) */
