@@ -592,6 +592,30 @@ static void common_cases(img pop) {
     c = rebuild(pop, &e);
     EXPECT("over-long id", c, RR_ERR_FORMAT, "vocabulary: id lengths add up to");
     free(c.b);
+    /* RR-4: an empty id (length 0, the other ids' bytes moved up), first
+     * and last */
+    memcpy(v, vp, vb);
+    {
+        size_t tot = vb - 8 - n;
+        unsigned char *ids = v + 8 + n;
+        memmove(ids, ids + l0, tot - l0); /* drop id 0's bytes */
+        v[8] = 0;
+        e.bytes = vb - l0;
+        c = rebuild(pop, &e);
+        char want[64];
+        snprintf(want, sizeof want, "vocabulary: id 1 of %zu is empty", n);
+        EXPECT("empty first id", c, RR_ERR_FORMAT, want);
+        free(c.b);
+        memcpy(v, vp, vb);
+        size_t ln = v[8 + n - 1];
+        v[8 + n - 1] = 0;
+        e.bytes = vb - ln; /* the last id's bytes are the section's tail */
+        c = rebuild(pop, &e);
+        snprintf(want, sizeof want, "vocabulary: id %zu of %zu is empty", n, n);
+        EXPECT("empty last id", c, RR_ERR_FORMAT, want);
+        free(c.b);
+        e.bytes = vb;
+    }
     memset(v, 0, 8);
     e.bytes = 8;
     c = rebuild(pop, &e);
@@ -786,6 +810,10 @@ static void regress_inputs(void) {
         rr_status want;
     } files[] = {
         {"model_rnn_nparams_uaf.rrm", "RR-1", "rnn.n_params", RR_ERR_FORMAT},
+        /* RR-4: seven empty ids before an 8-byte one (fuzz_model, SPOP and
+         * RNN seeds); vocab lookups did NULL + 0 on the empty pool */
+        {"model_vocab_empty_ids_spop.rrm", "RR-4", "vocabulary: id 1 of 8 is empty", RR_ERR_FORMAT},
+        {"model_vocab_empty_ids_rnn.rrm", "RR-4", "vocabulary: id 1 of 8 is empty", RR_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char path[1024];

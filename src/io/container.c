@@ -621,7 +621,12 @@ rr_status rr_fr_vocab(const rr_freader *r, rr_vocab *out, rr_error *err) {
         return rr_err(err, RR_ERR_FORMAT, "vocabulary claims %" PRIu64 " ids in %zu bytes", n64, bytes);
     size_t n = (size_t)n64, total = 0;
     const unsigned char *lens = p + 8, *ids = p + 8 + n;
-    for (size_t i = 0; i < n; i++) total += lens[i]; /* <= 255 n: no overflow */
+    for (size_t i = 0; i < n; i++) {
+        /* an id is 1..255 bytes, as the reader makes them; an empty one
+         * would also leave the vocabulary's pool NULL with entries in it */
+        if (lens[i] == 0) return rr_err(err, RR_ERR_FORMAT, "vocabulary: id %zu of %zu is empty", i + 1, n);
+        total += lens[i]; /* <= 255 n: no overflow */
+    }
     if (total != bytes - 8 - n)
         return rr_err(err, RR_ERR_FORMAT, "vocabulary: id lengths add up to %zu bytes, section holds %zu", total,
                       bytes - 8 - n);
