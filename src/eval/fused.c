@@ -445,12 +445,12 @@ static void run_thread(fz_ctx *c, int t) {
  * rigorous bound Delta on |x - Y|, x the exact score (the value
  * rr_head_score_one returns, bit for bit).  Rank counts: an item with
  * fl(Y - t) > Delta is above the target's exact score t, one with
- * fl(Y - t) < -Delta below it; only the rest (the uncertain band) is
+ * fl(t - Y) > Delta below it; only the rest (the uncertain band) is
  * rescored exactly, and counted as the unfused scan counts it.
  * Top-k: L is a lower bound on the k-th best exact score of the thread's
  * items, the larger of the k-th best exact score in the thread's list and
  * the k-th best lower bound fma(-2, Delta, Y) seen so far (k items score at
- * least that much).  An item with fl(Y - L) < -Delta scores below L, so
+ * least that much).  An item with fl(L - Y) > Delta scores below L, so
  * below the k-th best: it is in no top list.  The others are held as
  * candidates (item, Y, Delta), in increasing item order; when the buffer
  * fills it is filtered with the L of that moment, and at the end of the
@@ -484,7 +484,7 @@ void rr_fused_screen_stats(size_t *pairs, size_t *rank_rescored, size_t *top_res
     }
 }
 
-/* Exact scores come from rr_head_score_pairs (rr_head_score_one's bits);
+/* Exact scores come from rr_head_score_items (rr_head_score_one's bits);
  * a screen score of -inf marks an excluded item (screen scores are finite
  * otherwise, screen.h), whose exact score is -inf. */
 
