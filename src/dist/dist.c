@@ -6,7 +6,8 @@
  * reduction order is the library's business) but gathered whole: every
  * rank receives the same concatenation of all ranks' blocks and merges it
  * with the same loop, so the same floats are added in the same order
- * everywhere.  The dense blob goes through MPI_Allreduce: a float sum is
+ * everywhere.  With two ranks the dense blob rides in that gather and is
+ * summed in rank order too.  With more it goes through MPI_Allreduce: a float sum is
  * commutative, and Open MPI's allreduce algorithms (recursive doubling,
  * ring, reduce + broadcast) combine the same operands in the same tree on
  * every rank; the trainer checks a parameter checksum across the ranks at

@@ -19,9 +19,10 @@
  * docs/distributed.md gives the bytes per step and what that means for
  * scaling.
  *
- * Without MPI every function below is an inline no-op and rr_dist_world()
- * is NULL, so callers write `if (d) ...` and the single-process build
- * carries neither MPI nor any cost. */
+ * Without MPI every function below is an inline one-process equivalent (a
+ * no-op or a copy) and rr_dist_world() is NULL, so callers write
+ * `if (d) ...` and the single-process build carries neither MPI nor any
+ * cost. */
 #ifndef RR_DIST_H
 #define RR_DIST_H
 
