@@ -541,12 +541,14 @@ static void lb_insert(float *ls, size_t *cnt, size_t k, float v) {
 }
 
 /* Item j passed session r's L test with screen score y and bound dl: its
- * lower bound may raise L, and it joins the candidates. */
-static void candidate(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float y, float dl) {
+ * lower bound may raise L (unless add_lb is 0: the seed already counted
+ * it; a list of k bounds must hold k distinct items), and it joins the
+ * candidates. */
+static void candidate(const fz_ctx *c, fz_thread *th, size_t r, int32_t j, float y, float dl, int add_lb) {
     const size_t k = c->job->k, C = c->C;
     float lb = fmaf(-2.0f, dl, y);
     float lbk = th->lcnt[r] == k ? th->lbs[r * k + k - 1] : -INFINITY;
-    if (lb > lbk) {
+    if (add_lb && lb > lbk) {
         lb_insert(th->lbs + r * k, &th->lcnt[r], k, lb);
         if (th->lcnt[r] == k && th->lbs[r * k + k - 1] > th->lthr[r]) th->lthr[r] = th->lbs[r * k + k - 1];
     }
@@ -605,7 +607,7 @@ static inline void band_item(const fz_ctx *c, fz_thread *th, size_t r, int32_t j
 
 /* The screened scan of one tile's slice (lanes r0 .. r0+nt-1), portable. */
 static void scan_screened_plain(const fz_ctx *c, fz_thread *th, const rr_screen_lanes *ln, size_t r0, size_t nt,
-                                const float *buf, size_t S, size_t j0, int with_rank) {
+                                const float *buf, size_t S, size_t j0, int with_rank, int add_lb) {
     const rr_screen *sc = c->scr;
     const float *tv = c->s->tvec + r0;
     for (size_t jj = 0; jj < S; jj++) {
@@ -618,7 +620,7 @@ static void scan_screened_plain(const fz_ctx *c, fz_thread *th, const rr_screen_
                 if (d > dl) th->ng[r]++;
                 else if (!(fabsf(d) > dl)) band_item(c, th, r, j, y); /* NaN: band */
             }
-            if (!(th->lthr[r] - y > dl)) candidate(c, th, r, j, y, dl);
+            if (!(th->lthr[r] - y > dl)) candidate(c, th, r, j, y, dl, add_lb);
         }
     }
 }
@@ -630,7 +632,7 @@ static void scan_screened_plain(const fz_ctx *c, fz_thread *th, const rr_screen_
 __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx *c, fz_thread *th,
                                                                    const rr_screen_lanes *ln, size_t r0, size_t nt,
                                                                    const float *buf, size_t S, size_t j0,
-                                                                   int with_rank) {
+                                                                   int with_rank, int add_lb) {
     const rr_screen *sc = c->scr;
     const float *tvp = c->s->tvec + r0;
     float *Lp = th->lthr + r0;
@@ -669,7 +671,7 @@ __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx
             while (keep) {
                 unsigned i = (unsigned)__builtin_ctz(keep);
                 keep &= keep - 1;
-                candidate(c, th, r0 + i, (int32_t)j, ys[i], ds[i]);
+                candidate(c, th, r0 + i, (int32_t)j, ys[i], ds[i], add_lb);
             }
             Lv = _mm512_loadu_ps(Lp);
         }
@@ -679,6 +681,45 @@ __attribute__((target("avx512f"))) static void scan_screened_avx512(const fz_ctx
         _mm512_storeu_si512(lg, g);
         for (size_t i = 0; i < nt; i++) th->ng[r0 + i] += (size_t)(uint32_t)lg[i];
     }
+}
+#endif
+
+#ifdef HAVE_AVX2_PATH
+/* Before a thread's first scan of a tile: the lower bounds of the whole
+ * slice go into the sessions' lists first, so L starts at the slice's k-th
+ * best lower bound and the scan pushes about k candidates per session
+ * instead of the k ln(S / k) a rising threshold admits. */
+__attribute__((target("avx512f"))) static void seed_screened_avx512(const fz_ctx *c, fz_thread *th,
+                                                                   const rr_screen_lanes *ln, size_t r0, size_t nt,
+                                                                   const float *buf, size_t S, size_t j0) {
+    const rr_screen *sc = c->scr;
+    const size_t k = c->job->k;
+    const __m512 av = _mm512_loadu_ps(ln->a), cv = _mm512_loadu_ps(ln->c), m2 = _mm512_set1_ps(-2.0f);
+    const __mmask16 vmask = (__mmask16)(nt >= T ? 0xffffu : (1u << nt) - 1u);
+    float lk[T], lb[T];
+    for (size_t i = 0; i < T; i++) lk[i] = i < nt && th->lcnt[r0 + i] == k ? th->lbs[(r0 + i) * k + k - 1] : -INFINITY;
+    __m512 lkv = _mm512_loadu_ps(lk);
+    for (size_t jj = 0; jj < S; jj++) {
+        size_t j = j0 + jj;
+        __m512 y = _mm512_load_ps(buf + jj * T);
+        __m512 dl = _mm512_fmadd_ps(av, _mm512_set1_ps(sc->rho[j]),
+                                    _mm512_fmadd_ps(cv, _mm512_set1_ps(sc->rn[j]), _mm512_set1_ps(sc->beta[j])));
+        __m512 l = _mm512_fmadd_ps(m2, dl, y);
+        unsigned hit = _mm512_mask_cmp_ps_mask(vmask, l, lkv, _CMP_GT_OQ);
+        if (RR_UNLIKELY(hit)) {
+            _mm512_storeu_ps(lb, l);
+            while (hit) {
+                unsigned i = (unsigned)__builtin_ctz(hit);
+                hit &= hit - 1;
+                size_t r = r0 + i;
+                lb_insert(th->lbs + r * k, &th->lcnt[r], k, lb[i]);
+                if (th->lcnt[r] == k) lk[i] = th->lbs[r * k + k - 1];
+            }
+            lkv = _mm512_loadu_ps(lk);
+        }
+    }
+    for (size_t i = 0; i < nt; i++)
+        if (lk[i] > th->lthr[r0 + i]) th->lthr[r0 + i] = lk[i];
 }
 #endif
 
@@ -706,11 +747,13 @@ static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b) {
                     }
 #ifdef HAVE_AVX2_PATH
                 if (use_avx512()) {
-                    scan_screened_avx512(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank);
+                    int seed = th->lcnt[r0] == 0;
+                    if (seed) seed_screened_avx512(c, th, ln, r0, nt, th->buf, j1 - j0, j0);
+                    scan_screened_avx512(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank, !seed);
                     continue;
                 }
 #endif
-                scan_screened_plain(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank);
+                scan_screened_plain(c, th, ln, r0, nt, th->buf, j1 - j0, j0, with_rank, 1);
             }
         }
     }
