@@ -59,25 +59,6 @@
 
 static const unsigned char MAGIC[8] = {'R', 'N', 'N', 'R', 'E', 'C', 0x00, 0x1a};
 
-/* ------------------------------------------------------ little-endian bytes */
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static size_t dtype_size(rr_dtype dt) {
     switch (dt) {
     case RR_DT_BYTES: case RR_DT_U8: return 1;
@@ -261,7 +242,7 @@ rr_status rr_fw_vocab(rr_fwriter *w, const rr_vocab *v, rr_error *err) {
     if (!rr_add_size(8 + v->n, v->pool_len, &bytes)) return rr_err(err, RR_ERR_NOMEM, "vocabulary too large");
     unsigned char *buf = malloc(bytes);
     if (!buf) return rr_err(err, RR_ERR_NOMEM, "out of memory for the vocabulary");
-    put_u64(buf, (uint64_t)v->n);
+    rr_le_put64(buf, (uint64_t)v->n);
     for (size_t i = 0; i < v->n; i++) {
         size_t len = (size_t)(v->off[i + 1] - v->off[i]);
         RR_ASSERT(len <= RR_ID_MAX);
@@ -293,19 +274,19 @@ static rr_status fw_write(FILE *f, void *user, rr_error *err) {
         const fw_section *s = i == 0 ? job->meta : &w->sec[i - 1];
         unsigned char *e = hdr + HDR_FIXED + ENTRY_SIZE * i;
         memcpy(e, s->name, NAME_MAX_);
-        put_u32(e + 56, (uint32_t)s->dt);
-        put_u32(e + 60, rr_crc32c(0, s->data, s->bytes));
-        put_u64(e + 64, (uint64_t)off);
-        put_u64(e + 72, (uint64_t)s->bytes);
+        rr_le_put32(e + 56, (uint32_t)s->dt);
+        rr_le_put32(e + 60, rr_crc32c(0, s->data, s->bytes));
+        rr_le_put64(e + 64, (uint64_t)off);
+        rr_le_put64(e + 72, (uint64_t)s->bytes);
         off = i + 1 < n ? align_up(off + s->bytes) : off + s->bytes;
     }
     memcpy(hdr, MAGIC, 8);
-    put_u32(hdr + 8, FMT_VERSION);
-    put_u32(hdr + 12, (uint32_t)hlen);
-    put_u32(hdr + 16, (uint32_t)n);
-    put_u64(hdr + 24, (uint64_t)off);
+    rr_le_put32(hdr + 8, FMT_VERSION);
+    rr_le_put32(hdr + 12, (uint32_t)hlen);
+    rr_le_put32(hdr + 16, (uint32_t)n);
+    rr_le_put64(hdr + 24, (uint64_t)off);
     memcpy(hdr + 32, w->kind, KIND_MAX);
-    put_u32(hdr + 20, rr_crc32c(0, hdr, hlen));
+    rr_le_put32(hdr + 20, rr_crc32c(0, hdr, hlen));
     static const unsigned char zeros[ALIGN];
     size_t pos = hlen;
     int ok = fwrite(hdr, 1, hlen, f) == hlen;
@@ -404,13 +385,13 @@ static rr_status fr_validate(rr_freader *r, rr_error *err) {
     if (memcmp(b, MAGIC, 8) != 0) return rr_err(err, RR_ERR_FORMAT, "not an rnnrec model file (bad magic)");
     if (len < HDR_FIXED)
         return rr_err(err, RR_ERR_TRUNCATED, "truncated model file: %zu bytes, shorter than the header", len);
-    uint32_t version = get_u32(b + 8);
+    uint32_t version = rr_le_get32(b + 8);
     if (version == 0) return rr_err(err, RR_ERR_FORMAT, "format version 0 is invalid");
     if (version > FMT_VERSION)
         return rr_err(err, RR_ERR_VERSION, "format version %" PRIu32 " is newer than this rnnrec reads (%u)",
                       version, FMT_VERSION);
-    uint32_t hlen = get_u32(b + 12), nsec = get_u32(b + 16), hcrc = get_u32(b + 20);
-    uint64_t flen = get_u64(b + 24);
+    uint32_t hlen = rr_le_get32(b + 12), nsec = rr_le_get32(b + 16), hcrc = rr_le_get32(b + 20);
+    uint64_t flen = rr_le_get64(b + 24);
     if (nsec > MAX_SECTIONS) return rr_err(err, RR_ERR_FORMAT, "%" PRIu32 " sections (at most %u)", nsec, MAX_SECTIONS);
     if (hlen != HDR_FIXED + ENTRY_SIZE * nsec)
         return rr_err(err, RR_ERR_FORMAT, "header length %" PRIu32 " does not match %" PRIu32 " sections", hlen, nsec);
@@ -445,11 +426,11 @@ static rr_status fr_validate(rr_freader *r, rr_error *err) {
         memcpy(s->name, e, nl);
         for (size_t j = nl; j < NAME_MAX_; j++)
             if (e[j]) return rr_err(err, RR_ERR_FORMAT, "section %s: name not NUL-padded", s->name);
-        uint32_t dt = get_u32(e + 56);
+        uint32_t dt = rr_le_get32(e + 56);
         if (dt > RR_DT_U8) return rr_err(err, RR_ERR_FORMAT, "section %s: unknown dtype %" PRIu32, s->name, dt);
         s->dt = (rr_dtype)dt;
-        s->crc = get_u32(e + 60);
-        uint64_t off = get_u64(e + 64), bytes = get_u64(e + 72);
+        s->crc = rr_le_get32(e + 60);
+        uint64_t off = rr_le_get64(e + 64), bytes = rr_le_get64(e + 72);
         if (off % ALIGN) return rr_err(err, RR_ERR_FORMAT, "section %s: offset %" PRIu64 " not 64-byte aligned", s->name, off);
         if (off < prev_end)
             return rr_err(err, RR_ERR_FORMAT, "section %s: offset %" PRIu64 " overlaps the header or the previous section",
@@ -615,7 +596,7 @@ rr_status rr_fr_vocab(const rr_freader *r, rr_vocab *out, rr_error *err) {
     rr_status s = rr_fr_section(r, "vocab", RR_DT_BYTES, (const void **)&p, &bytes, err);
     if (s) return s;
     if (bytes < 8) return rr_err(err, RR_ERR_FORMAT, "vocabulary section of %zu bytes", bytes);
-    uint64_t n64 = get_u64(p);
+    uint64_t n64 = rr_le_get64(p);
     /* Each id needs at least its length byte: checked before allocating. */
     if (n64 > bytes - 8 || n64 > (uint64_t)INT32_MAX)
         return rr_err(err, RR_ERR_FORMAT, "vocabulary claims %" PRIu64 " ids in %zu bytes", n64, bytes);

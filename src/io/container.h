@@ -20,6 +20,25 @@ typedef enum rr_dtype {
 /* "bytes", "f32", ... for listings. */
 const char *rr_dtype_name(rr_dtype dt);
 
+/* Little-endian integers at p, as the model and checkpoint formats store
+ * them (whatever the machine's byte order). */
+static inline void rr_le_put32(unsigned char *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void rr_le_put64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t rr_le_get32(const unsigned char *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static inline uint64_t rr_le_get64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 typedef struct rr_fwriter rr_fwriter;
 typedef struct rr_freader rr_freader;
 

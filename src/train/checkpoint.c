@@ -1,5 +1,6 @@
-/* checkpoint.c - training checkpoints: the file, its writer, its
- * validating reader, the fingerprint of a run and the checkpoint folder.
+/* checkpoint.c - training checkpoints: the file, its writer and its
+ * validating reader.  The fingerprint of a run and the "name=value" text
+ * are in ckpt_text.c, the checkpoint folder in ckpt_dir.c.
  *
  * Layout, format version 1 (integers little-endian; docs/checkpoints.md
  * says the same for people who write other readers):
@@ -41,19 +42,17 @@
  * then every value against the caller's layout and the data. */
 #include "train/checkpoint.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/container.h"
+#include "train/ckpt_text.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes float and i64 sections in the machine's byte order: little-endian only"
@@ -70,23 +69,6 @@ _Static_assert(sizeof(size_t) == 8, "slot arrays are written as 64-bit integers 
 
 static const unsigned char MAGIC[8] = {'R', 'R', 'C', 'K', 'P', 'T', 0x00, 0x1a};
 
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static size_t dtype_size(uint32_t dt) {
     switch (dt) {
     case RR_DT_BYTES: return 1;
@@ -96,109 +78,10 @@ static size_t dtype_size(uint32_t dt) {
     }
 }
 
-/* ---------------------------------------------------------------- text */
+/* ---------------------------------------------------- state text values */
 
-/* A growing "name=value\n" buffer. */
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} text;
-
-static void tx_add(text *t, const char *fmt, ...) RR_PRINTF(2, 3);
-static void tx_add(text *t, const char *fmt, ...) {
-    if (t->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            t->oom = true;
-            return;
-        }
-        if (t->s && t->len + (size_t)w < t->cap) {
-            t->len += (size_t)w;
-            return;
-        }
-        size_t ncap = t->cap ? t->cap * 2 : 1024;
-        while (ncap < t->len + (size_t)w + 1) ncap *= 2;
-        char *n = realloc(t->s, ncap);
-        if (!n) {
-            t->oom = true;
-            return;
-        }
-        t->s = n;
-        t->cap = ncap;
-    }
-}
-
-/* Parsed lines: name and value point into one NUL-separated copy. */
-typedef struct kv {
-    char *buf;
-    size_t n;
-    const char **key, **val;
-} kv;
-
-static void kv_free(kv *k) {
-    free(k->buf);
-    free(k->key);
-    free(k->val);
-    memset(k, 0, sizeof *k);
-}
-
-/* Splits "name=value\n" lines.  RR_ERR_FORMAT for a line without '=', a
- * name repeated, or a byte outside printable ASCII. */
-static rr_status kv_parse(kv *k, const char *src, size_t len, const char *what, rr_error *err) {
-    memset(k, 0, sizeof *k);
-    size_t lines = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '\n') lines++;
-        else if (c < 0x20 || c > 0x7e) return rr_err(err, RR_ERR_FORMAT, "%s: byte 0x%02x at %zu", what, c, i);
-    }
-    if (len && src[len - 1] != '\n') return rr_err(err, RR_ERR_FORMAT, "%s: last line not terminated", what);
-    k->buf = malloc(len + 1);
-    k->key = rr_malloc_n(lines ? lines : 1, sizeof *k->key);
-    k->val = rr_malloc_n(lines ? lines : 1, sizeof *k->val);
-    if (!k->buf || !k->key || !k->val) {
-        kv_free(k);
-        return rr_err(err, RR_ERR_NOMEM, "%s: out of memory", what);
-    }
-    memcpy(k->buf, src, len);
-    k->buf[len] = 0;
-    char *p = k->buf;
-    for (size_t i = 0; i < lines; i++) {
-        char *nl = strchr(p, '\n');
-        *nl = 0;
-        char *eq = strchr(p, '=');
-        if (!eq || eq == p) {
-            rr_status s = rr_err(err, RR_ERR_FORMAT, "%s: line %zu is not name=value", what, i + 1);
-            kv_free(k);
-            return s;
-        }
-        *eq = 0;
-        for (size_t j = 0; j < k->n; j++)
-            if (!strcmp(k->key[j], p)) {
-                rr_status s = rr_err(err, RR_ERR_FORMAT, "%s: '%s' appears twice", what, p);
-                kv_free(k);
-                return s;
-            }
-        k->key[k->n] = p;
-        k->val[k->n++] = eq + 1;
-        p = nl + 1;
-    }
-    return RR_OK;
-}
-
-static const char *kv_get(const kv *k, const char *key) {
-    for (size_t i = 0; i < k->n; i++)
-        if (!strcmp(k->key[i], key)) return k->val[i];
-    return NULL;
-}
-
-static rr_status kv_u64(const kv *k, const char *key, uint64_t *out, rr_error *err) {
-    const char *v = kv_get(k, key);
+static rr_status kv_u64(const rr_ckkv *k, const char *key, uint64_t *out, rr_error *err) {
+    const char *v = rr_ckkv_get(k, key);
     if (!v) return rr_err(err, RR_ERR_FORMAT, "checkpoint state: '%s' missing", key);
     if (*v < '0' || *v > '9') return rr_err(err, RR_ERR_FORMAT, "checkpoint state: %s=%s is not a count", key, v);
     char *end;
@@ -209,7 +92,7 @@ static rr_status kv_u64(const kv *k, const char *key, uint64_t *out, rr_error *e
     return RR_OK;
 }
 
-static rr_status kv_size(const kv *k, const char *key, size_t max, size_t *out, rr_error *err) {
+static rr_status kv_size(const rr_ckkv *k, const char *key, size_t max, size_t *out, rr_error *err) {
     uint64_t x;
     rr_status s = kv_u64(k, key, &x, err);
     if (s) return s;
@@ -218,8 +101,8 @@ static rr_status kv_size(const kv *k, const char *key, size_t max, size_t *out, 
     return RR_OK;
 }
 
-static rr_status kv_double(const kv *k, const char *key, double *out, rr_error *err) {
-    const char *v = kv_get(k, key);
+static rr_status kv_double(const rr_ckkv *k, const char *key, double *out, rr_error *err) {
+    const char *v = rr_ckkv_get(k, key);
     if (!v) return rr_err(err, RR_ERR_FORMAT, "checkpoint state: '%s' missing", key);
     char *end;
     errno = 0;
@@ -230,8 +113,8 @@ static rr_status kv_double(const kv *k, const char *key, double *out, rr_error *
     return RR_OK;
 }
 
-static rr_status kv_rng(const kv *k, const char *key, rr_rng *out, rr_error *err) {
-    const char *v = kv_get(k, key);
+static rr_status kv_rng(const rr_ckkv *k, const char *key, rr_rng *out, rr_error *err) {
+    const char *v = rr_ckkv_get(k, key);
     if (!v) return rr_err(err, RR_ERR_FORMAT, "checkpoint state: '%s' missing", key);
     uint64_t w[4];
     const char *p = v;
@@ -251,279 +134,9 @@ static rr_status kv_rng(const kv *k, const char *key, rr_rng *out, rr_error *err
     return RR_OK;
 }
 
-/* x with the fewest digits that read back as exactly x. */
-static const char *dbl(char buf[32], double x) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, 32, "%.*g", prec, x);
-        if (strtod(buf, NULL) == x) break;
-    }
-    return buf;
-}
-
-static void tx_dbl(text *t, const char *key, double x) {
-    char b[32];
-    tx_add(t, "%s=%s\n", key, dbl(b, x));
-}
-
-static void tx_rng(text *t, const char *key, const rr_rng *r) {
-    tx_add(t, "%s=%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 "\n", key, r->s[0], r->s[1], r->s[2],
-           r->s[3]);
-}
-
-/* --------------------------------------------------------- fingerprint */
-
-static const char *loss_str(rr_loss l) {
-    switch (l) {
-    case RR_LOSS_CROSS_ENTROPY: return "cross-entropy";
-    case RR_LOSS_BPR_MAX: return "bpr-max";
-    case RR_LOSS_TOP1_MAX: return "top1-max";
-    case RR_LOSS_BPR: return "bpr";
-    case RR_LOSS_TOP1: return "top1";
-    }
-    return "?";
-}
-
-static const char *optim_str(rr_optim o) {
-    switch (o) {
-    case RR_OPT_ADAGRAD: return "adagrad";
-    case RR_OPT_ADAM: return "adam";
-    case RR_OPT_SGD: return "sgd";
-    }
-    return "?";
-}
-
-static const char *act_str(rr_act a) {
-    switch (a) {
-    case RR_ACT_LINEAR: return "linear";
-    case RR_ACT_ELU: return "elu";
-    case RR_ACT_TANH: return "tanh";
-    case RR_ACT_RELU: return "relu";
-    }
-    return "?";
-}
-
-/* Counts and CRC-32C of a dataset as the trainer sees it. */
-static void fp_data(text *t, const char *pre, const rr_dataset *d) {
-    const rr_sessions *s = &d->s;
-    uint32_t cv = 0;
-    for (size_t i = 0; i < d->items.n; i++) {
-        size_t len;
-        const char *id = rr_vocab_id(&d->items, (int32_t)i, &len);
-        unsigned char l = (unsigned char)len; /* ids are at most 255 bytes */
-        cv = rr_crc32c(cv, &l, 1);
-        cv = rr_crc32c(cv, id, len);
-    }
-    tx_add(t, "%s.items=%zu\n%s.sessions=%zu\n%s.events=%zu\n", pre, d->items.n, pre, s->n_sessions, pre,
-           s->n_events);
-    tx_add(t, "%s.crc.vocab=%08" PRIx32 "\n", pre, cv);
-    tx_add(t, "%s.crc.offsets=%08" PRIx32 "\n", pre,
-           rr_crc32c(0, s->offsets, (s->n_sessions + 1) * sizeof *s->offsets));
-    tx_add(t, "%s.crc.items=%08" PRIx32 "\n", pre, rr_crc32c(0, s->items, s->n_events * sizeof *s->items));
-    tx_add(t, "%s.crc.times=%08" PRIx32 "\n", pre, rr_crc32c(0, s->times, s->n_events * sizeof *s->times));
-}
-
-rr_status rr_ckpt_fingerprint(char **out, const rr_train_params *p, const rr_dataset *train,
-                              const rr_dataset *valid, size_t sample_cache, int threads, rr_error *err) {
-    *out = NULL;
-    text t = {0};
-    tx_add(&t, "model=%s\nlayers=", p->kind);
-    for (size_t l = 0; l < p->n_layers; l++) tx_add(&t, "%s%zu", l ? "," : "", p->layers[l]);
-    tx_add(&t, "\nembedding=%ld\ncell-act=%s\n", p->embedding, p->rnn_relu ? "relu" : "tanh");
-    char b[32];
-    if (p->final_act == RR_ACT_ELU) tx_add(&t, "final-act=elu:%s\n", dbl(b, p->final_act_param));
-    else tx_add(&t, "final-act=%s\n", act_str(p->final_act));
-    tx_add(&t, "loss=%s\n", loss_str(p->loss));
-    tx_dbl(&t, "logq", p->logq);
-    tx_dbl(&t, "bpreg", p->bpreg);
-    tx_dbl(&t, "elu-param", p->elu_param);
-    tx_add(&t, "batch-size=%zu\nn-sample=%zu\n", p->batch_size, p->n_sample);
-    tx_dbl(&t, "sample-alpha", p->sample_alpha);
-    tx_add(&t, "sample-cache=%zu\noptim=%s\n", sample_cache, optim_str(p->optim));
-    tx_dbl(&t, "lr", p->lr);
-    tx_dbl(&t, "momentum", p->momentum);
-    if (p->optim == RR_OPT_ADAM) {
-        tx_dbl(&t, "adam-beta1", p->adam_beta1);
-        tx_dbl(&t, "adam-beta2", p->adam_beta2);
-        tx_dbl(&t, "adam-eps", p->adam_eps);
-    }
-    tx_dbl(&t, "clip-norm", p->clip_norm);
-    tx_dbl(&t, "dropout-embed", p->dropout_embed);
-    tx_dbl(&t, "dropout-hidden", p->dropout_hidden);
-    tx_add(&t, "seed=%" PRIu64 "\n", p->seed);
-    tx_add(&t, "threads=%d\n", threads);
-    fp_data(&t, "data", train);
-    if (valid) fp_data(&t, "valid", valid);
-    else tx_add(&t, "valid=none\n");
-    if (t.oom) {
-        free(t.s);
-        return rr_err(err, RR_ERR_NOMEM, "out of memory for the checkpoint fingerprint");
-    }
-    *out = t.s;
-    return RR_OK;
-}
-
-rr_status rr_ckpt_fingerprint_compare(const char *saved, const char *now, bool *threads_differ, rr_error *err) {
-    *threads_differ = false;
-    kv a, b;
-    rr_status s = kv_parse(&a, saved, strlen(saved), "checkpoint fingerprint", err);
-    if (s) return s;
-    s = kv_parse(&b, now, strlen(now), "fingerprint", err);
-    if (s) {
-        kv_free(&a);
-        return s;
-    }
-    text params = {0}, data = {0};
-    size_t n_data = 0;
-    /* every name of either side, each once: saved's, then the ones only now has */
-    for (int side = 0; side < 2; side++) {
-        const kv *k = side ? &b : &a;
-        for (size_t i = 0; i < k->n; i++) {
-            const char *key = k->key[i];
-            if (side && kv_get(&a, key)) continue;
-            const char *va = kv_get(&a, key), *vb = kv_get(&b, key);
-            if (va && vb && !strcmp(va, vb)) continue;
-            if (!strcmp(key, "threads")) {
-                *threads_differ = true;
-                continue;
-            }
-            bool is_data = !strncmp(key, "data.", 5) || !strncmp(key, "valid", 5);
-            text *t = is_data ? &data : &params;
-            if (is_data && ++n_data > 3) {
-                if (n_data == 4) tx_add(t, ", ...");
-                continue;
-            }
-            tx_add(t, "%s%s%s %s (now %s)", t->len ? ", " : "", is_data ? "" : "--", key, va ? va : "unset",
-                   vb ? vb : "unset");
-        }
-    }
-    kv_free(&a);
-    kv_free(&b);
-    if (params.oom || data.oom) {
-        free(params.s);
-        free(data.s);
-        return rr_err(err, RR_ERR_NOMEM, "out of memory comparing fingerprints");
-    }
-    if (params.len || data.len) {
-        s = rr_err(err, RR_ERR_ARG, "the checkpoint belongs to another run:%s%s%s%s%s",
-                   params.len ? " hyperparameters differ: " : "", params.len ? params.s : "",
-                   params.len && data.len ? ";" : "", data.len ? " the training or validation data differ: " : "",
-                   data.len ? data.s : "");
-    }
-    free(params.s);
-    free(data.s);
-    return s;
-}
-
-/* -------------------------------------------------------------- folder */
-
-bool rr_ckpt_path(char *buf, size_t cap, const char *dir, uint64_t seq) {
-    int w = snprintf(buf, cap, "%s/ckpt-%012" PRIu64 ".rrc", dir, seq);
-    return w > 0 && (size_t)w < cap;
-}
-
-/* seq of a name "ckpt-<12 digits>.rrc", or false. */
-static bool ckpt_name_seq(const char *name, uint64_t *seq) {
-    if (strncmp(name, "ckpt-", 5) || strlen(name) != 5 + 12 + 4 || strcmp(name + 17, ".rrc")) return false;
-    uint64_t v = 0;
-    for (int i = 5; i < 17; i++) {
-        if (name[i] < '0' || name[i] > '9') return false;
-        v = v * 10 + (uint64_t)(name[i] - '0');
-    }
-    *seq = v;
-    return true;
-}
-
-/* A temporary of rr_write_atomic for a checkpoint: "ckpt-<12>.rrc.tmp.*". */
-static bool ckpt_name_tmp(const char *name) {
-    uint64_t seq;
-    char head[5 + 12 + 4 + 1];
-    if (strlen(name) < sizeof head - 1 + 5 || strncmp(name + sizeof head - 1, ".tmp.", 5)) return false;
-    memcpy(head, name, sizeof head - 1);
-    head[sizeof head - 1] = 0;
-    return ckpt_name_seq(head, &seq);
-}
-
-rr_status rr_ckpt_dir_prepare(const char *dir, size_t *removed, rr_error *err) {
-    *removed = 0;
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return rr_err(err, RR_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
-    DIR *d = opendir(dir);
-    if (!d) return rr_err(err, RR_ERR_IO, "%s: cannot open the checkpoint folder: %s", dir, strerror(errno));
-    struct dirent *e;
-    rr_status s = RR_OK;
-    while ((e = readdir(d))) {
-        if (!ckpt_name_tmp(e->d_name)) continue;
-        char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
-        if (unlink(path) == 0) (*removed)++;
-        else if (errno != ENOENT) s = rr_err(err, RR_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
-    }
-    closedir(d);
-    return s;
-}
-
-rr_status rr_ckpt_dir_lock(const char *dir, int *fd, rr_error *err) {
-    *fd = -1;
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/lock", dir) >= (int)sizeof path)
-        return rr_err(err, RR_ERR_ARG, "%s: folder name too long", dir);
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return rr_err(err, RR_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (f < 0) return rr_err(err, RR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(f);
-        if (e == EWOULDBLOCK)
-            return rr_err(err, RR_ERR_ARG, "%s is in use by another training run (%s is locked)", dir, path);
-        return rr_err(err, RR_ERR_IO, "%s: cannot lock: %s", path, strerror(e));
-    }
-    *fd = f;
-    return RR_OK;
-}
-
-void rr_ckpt_dir_unlock(int fd) {
-    if (fd >= 0) close(fd); /* closing drops the flock */
-}
-
-static int seq_desc(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x < y) - (x > y);
-}
-
-rr_status rr_ckpt_list(const char *dir, uint64_t *seqs, size_t max, size_t *n, rr_error *err) {
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) return RR_OK;
-        return rr_err(err, RR_ERR_IO, "%s: cannot open the checkpoint folder: %s", dir, strerror(errno));
-    }
-    /* keep the max newest: gather all (a folder holds a few), sort, cut */
-    size_t cap = 16, cnt = 0;
-    uint64_t *all = rr_malloc_n(cap, sizeof *all);
-    struct dirent *e;
-    while (all && (e = readdir(d))) {
-        uint64_t q;
-        if (!ckpt_name_seq(e->d_name, &q)) continue;
-        if (cnt == cap) {
-            uint64_t *g = rr_realloc_n(all, cap * 2, sizeof *all);
-            if (!g) {
-                free(all);
-                all = NULL;
-                break;
-            }
-            all = g;
-            cap *= 2;
-        }
-        all[cnt++] = q;
-    }
-    closedir(d);
-    if (!all) return rr_err(err, RR_ERR_NOMEM, "%s: out of memory listing checkpoints", dir);
-    qsort(all, cnt, sizeof *all, seq_desc);
-    *n = cnt < max ? cnt : max;
-    memcpy(seqs, all, *n * sizeof *seqs);
-    free(all);
-    return RR_OK;
+static void tx_rng(rr_cktx *t, const char *key, const rr_rng *r) {
+    rr_cktx_add(t, "%s=%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 "\n", key, r->s[0], r->s[1], r->s[2],
+                r->s[3]);
 }
 
 /* -------------------------------------------------------------- writer */
@@ -569,19 +182,19 @@ static rr_status wf_write(FILE *f, void *user, rr_error *err) {
     unsigned char *h = calloc(1, hl);
     if (!h) return rr_err(err, RR_ERR_NOMEM, "out of memory for the checkpoint header");
     memcpy(h, MAGIC, 8);
-    put_u32(h + 8, FMT_VERSION);
-    put_u32(h + 12, (uint32_t)hl);
-    put_u32(h + 16, (uint32_t)w->n);
-    put_u64(h + 24, w->end);
+    rr_le_put32(h + 8, FMT_VERSION);
+    rr_le_put32(h + 12, (uint32_t)hl);
+    rr_le_put32(h + 16, (uint32_t)w->n);
+    rr_le_put64(h + 24, w->end);
     for (size_t i = 0; i < w->n; i++) {
         unsigned char *e = h + HDR_FIXED + ENTRY * i;
         memcpy(e, w->s[i].name, NAME_FIELD);
-        put_u32(e + 32, w->s[i].dtype);
-        put_u32(e + 36, w->s[i].crc);
-        put_u64(e + 40, w->s[i].off);
-        put_u64(e + 48, w->s[i].len);
+        rr_le_put32(e + 32, w->s[i].dtype);
+        rr_le_put32(e + 36, w->s[i].crc);
+        rr_le_put64(e + 40, w->s[i].off);
+        rr_le_put64(e + 48, w->s[i].len);
     }
-    put_u32(h + 20, rr_crc32c(0, h, hl));
+    rr_le_put32(h + 20, rr_crc32c(0, h, hl));
     static const unsigned char zeros[ALIGN];
     uint64_t at = hl;
     bool ok = fwrite(h, 1, hl, f) == hl;
@@ -603,28 +216,28 @@ rr_status rr_ckpt_write(const char *dir, uint64_t seq, const rr_ckpt *c, const r
     if (c->n_streams != lay->n_streams || lay->n_streams == 0 || lay->n_streams > RR_CKPT_MAX_STREAMS)
         return rr_err(err, RR_ERR_INTERNAL, "checkpoint: %zu streams, layout says %zu", c->n_streams,
                       lay->n_streams);
-    text st = {0};
-    tx_add(&st, "n_params=%zu\nn_moments=%d\nL=%zu\nstate_width=", lay->n_params, lay->n_moments, lay->L);
-    for (size_t l = 0; l < lay->L; l++) tx_add(&st, "%s%zu", l ? "," : "", lay->state_width[l]);
-    tx_add(&st, "\nB=%zu\nn_streams=%zu\n", lay->B, c->n_streams);
-    tx_add(&st, "t=%" PRIu64 "\nsteps_total=%" PRIu64 "\nepoch=%zu\nin_epoch=%d\n", c->t, c->steps_total, c->epoch,
-           c->in_epoch ? 1 : 0);
-    tx_dbl(&st, "loss_sum", c->loss_sum);
-    tx_add(&st, "events=%zu\nsteps=%zu\n", c->events, c->steps);
-    tx_dbl(&st, "best_score", c->best_score);
-    tx_dbl(&st, "best_mrr", c->best_mrr);
-    tx_dbl(&st, "last_loss", c->last_loss);
-    tx_add(&st, "best_epoch=%zu\nsince_best=%zu\nepochs_run=%zu\nlog_bytes=%" PRIu64 "\n", c->best_epoch,
-           c->since_best, c->epochs_run, c->log_bytes);
-    tx_add(&st, "has_best=%d\nsampler=%d\n", c->has_best ? 1 : 0, c->has_sampler ? 1 : 0);
+    rr_cktx st = {0};
+    rr_cktx_add(&st, "n_params=%zu\nn_moments=%d\nL=%zu\nstate_width=", lay->n_params, lay->n_moments, lay->L);
+    for (size_t l = 0; l < lay->L; l++) rr_cktx_add(&st, "%s%zu", l ? "," : "", lay->state_width[l]);
+    rr_cktx_add(&st, "\nB=%zu\nn_streams=%zu\n", lay->B, c->n_streams);
+    rr_cktx_add(&st, "t=%" PRIu64 "\nsteps_total=%" PRIu64 "\nepoch=%zu\nin_epoch=%d\n", c->t, c->steps_total, c->epoch,
+                c->in_epoch ? 1 : 0);
+    rr_cktx_dbl(&st, "loss_sum", c->loss_sum);
+    rr_cktx_add(&st, "events=%zu\nsteps=%zu\n", c->events, c->steps);
+    rr_cktx_dbl(&st, "best_score", c->best_score);
+    rr_cktx_dbl(&st, "best_mrr", c->best_mrr);
+    rr_cktx_dbl(&st, "last_loss", c->last_loss);
+    rr_cktx_add(&st, "best_epoch=%zu\nsince_best=%zu\nepochs_run=%zu\nlog_bytes=%" PRIu64 "\n", c->best_epoch,
+                c->since_best, c->epochs_run, c->log_bytes);
+    rr_cktx_add(&st, "has_best=%d\nsampler=%d\n", c->has_best ? 1 : 0, c->has_sampler ? 1 : 0);
     if (c->has_sampler) {
         tx_rng(&st, "sampler.rng", &c->sampler.rng);
-        tx_add(&st, "sampler.refills=%" PRIu64 "\nsampler.cursor=%" PRIu64 "\n", c->sampler.refills,
-               c->sampler.cursor);
+        rr_cktx_add(&st, "sampler.refills=%" PRIu64 "\nsampler.cursor=%" PRIu64 "\n", c->sampler.refills,
+                    c->sampler.cursor);
     }
     for (size_t r = 0; r < c->n_streams; r++) {
         char key[32];
-        tx_add(&st, "s%zu.n=%zu\ns%zu.next=%zu\n", r, c->streams[r].n, r, c->streams[r].next);
+        rr_cktx_add(&st, "s%zu.n=%zu\ns%zu.next=%zu\n", r, c->streams[r].n, r, c->streams[r].next);
         snprintf(key, sizeof key, "s%zu.rng", r);
         tx_rng(&st, key, &c->streams[r].rng);
     }
@@ -725,8 +338,8 @@ static rr_status rf_open(rfile *r, const char *path, rr_error *err) {
     rr_status s = rf_read_at(r, 0, h, HDR_FIXED, err);
     if (s) return s;
     if (memcmp(h, MAGIC, 8)) return rr_err(err, RR_ERR_FORMAT, "%s: not an rnnrec checkpoint (bad magic)", path);
-    uint32_t ver = get_u32(h + 8), hl = get_u32(h + 12), n = get_u32(h + 16), hcrc = get_u32(h + 20);
-    uint64_t len = get_u64(h + 24);
+    uint32_t ver = rr_le_get32(h + 8), hl = rr_le_get32(h + 12), n = rr_le_get32(h + 16), hcrc = rr_le_get32(h + 20);
+    uint64_t len = rr_le_get64(h + 24);
     if (ver > FMT_VERSION)
         return rr_err(err, RR_ERR_VERSION, "%s: checkpoint format %" PRIu32 ", this build reads up to %u", path, ver,
                       FMT_VERSION);
@@ -746,7 +359,7 @@ static rr_status rf_open(rfile *r, const char *path, rr_error *err) {
     }
     s = rf_read_at(r, 0, hdr, hl, err);
     if (!s) {
-        put_u32(hdr + 20, 0);
+        rr_le_put32(hdr + 20, 0);
         uint32_t c = rr_crc32c(0, hdr, hl);
         if (c != hcrc) s = rr_err(err, RR_ERR_CHECKSUM, "%s: header checksum %08" PRIx32 ", stored %08" PRIx32, path, c, hcrc);
     }
@@ -766,10 +379,10 @@ static rr_status rf_open(rfile *r, const char *path, rr_error *err) {
         for (uint32_t j = 0; j < i && !s; j++)
             if (!strcmp(r->s[j].name, q->name))
                 s = rr_err(err, RR_ERR_FORMAT, "%s: section '%s' appears twice", path, q->name);
-        q->dtype = get_u32(e + 32);
-        q->crc = get_u32(e + 36);
-        q->off = get_u64(e + 40);
-        q->len = get_u64(e + 48);
+        q->dtype = rr_le_get32(e + 32);
+        q->crc = rr_le_get32(e + 36);
+        q->off = rr_le_get64(e + 40);
+        q->len = rr_le_get64(e + 48);
         size_t es = dtype_size(q->dtype);
         if (!s && es == 0) s = rr_err(err, RR_ERR_FORMAT, "%s: section '%s': unknown type %" PRIu32, path, q->name, q->dtype);
         if (!s && (q->off % ALIGN || q->off < at || q->off > len || q->len > len - q->off || q->len % es))
@@ -855,16 +468,16 @@ static rr_status rf_text(rfile *r, const char *name, char **out, size_t *len, rr
 }
 
 /* The layout lines of the state must be the caller's exactly. */
-static rr_status check_layout(const kv *k, const rr_ckpt_layout *lay, const char *path, rr_error *err) {
-    text want = {0};
-    tx_add(&want, "%zu|%d|%zu|", lay->n_params, lay->n_moments, lay->L);
-    for (size_t l = 0; l < lay->L; l++) tx_add(&want, "%s%zu", l ? "," : "", lay->state_width[l]);
-    tx_add(&want, "|%zu|%zu", lay->B, lay->n_streams);
+static rr_status check_layout(const rr_ckkv *k, const rr_ckpt_layout *lay, const char *path, rr_error *err) {
+    rr_cktx want = {0};
+    rr_cktx_add(&want, "%zu|%d|%zu|", lay->n_params, lay->n_moments, lay->L);
+    for (size_t l = 0; l < lay->L; l++) rr_cktx_add(&want, "%s%zu", l ? "," : "", lay->state_width[l]);
+    rr_cktx_add(&want, "|%zu|%zu", lay->B, lay->n_streams);
     const char *names[6] = {"n_params", "n_moments", "L", "state_width", "B", "n_streams"};
-    text got = {0};
+    rr_cktx got = {0};
     for (int i = 0; i < 6; i++) {
-        const char *v = kv_get(k, names[i]);
-        tx_add(&got, "%s%s", i ? "|" : "", v ? v : "?");
+        const char *v = rr_ckkv_get(k, names[i]);
+        rr_cktx_add(&got, "%s%s", i ? "|" : "", v ? v : "?");
     }
     rr_status s = RR_OK;
     if (want.oom || got.oom) s = rr_err(err, RR_ERR_NOMEM, "out of memory");
@@ -878,7 +491,7 @@ static rr_status check_layout(const kv *k, const rr_ckpt_layout *lay, const char
     return s;
 }
 
-static rr_status read_state(rfile *r, const kv *k, const rr_ckpt_layout *lay, rr_ckpt *c, rr_error *err) {
+static rr_status read_state(rfile *r, const rr_ckkv *k, const rr_ckpt_layout *lay, rr_ckpt *c, rr_error *err) {
     const char *path = r->path;
     rr_status s = check_layout(k, lay, path, err);
     if (s) return s;
@@ -992,10 +605,10 @@ rr_status rr_ckpt_read(const char *path, const rr_ckpt_layout *lay, rr_ckpt *c, 
         if (s) rr_err_prefix(err, "%s", path);
     }
     if (!s) s = rf_text(&r, "state", &st, &sl, err);
-    kv k = {0};
-    if (!s && (s = kv_parse(&k, st, sl, "checkpoint state", err))) rr_err_prefix(err, "%s", path);
+    rr_ckkv k = {0};
+    if (!s && (s = rr_ckkv_parse(&k, st, sl, "checkpoint state", err))) rr_err_prefix(err, "%s", path);
     if (!s) s = read_state(&r, &k, lay, c, err);
-    kv_free(&k);
+    rr_ckkv_free(&k);
     free(st);
     rf_close(&r);
     if (s) {
@@ -1011,3 +624,4 @@ void rr_ckpt_clear(rr_ckpt *c) {
     free(c->fingerprint);
     c->fingerprint = NULL;
 }
+

@@ -47,6 +47,9 @@ typedef struct rr_train_prof {
 } rr_train_prof;
 
 const char *rr_train_stage_name(rr_train_stage s);
+/* "cross-entropy", "bpr-max", ...: the --loss names (model metadata and
+ * the checkpoint fingerprint). */
+const char *rr_train_loss_name(rr_loss l);
 
 /* rr_rnn_fit that also adds its stage times to *prof (zero it first). */
 rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_dataset *valid,
