@@ -17,6 +17,7 @@
 #include "eval/eval.h"
 #include "models/model.h"
 #include "models/rnn.h"
+#include "synth_log.h"
 #include "train/trainer.h"
 #include "util/util.h"
 
@@ -195,18 +196,6 @@ static void test_exchange(rr_dist *d) {
     rr_dist_xchg_free(x);
 }
 
-static rr_dataset *synth(uint64_t seed, size_t events, size_t items) {
-    rr_synth_params sp;
-    rr_synth_params_default(&sp);
-    sp.seed = seed;
-    sp.n_events = events;
-    sp.n_items = items;
-    rr_dataset *dd = NULL;
-    rr_error err;
-    CHECK_OK(rr_synth_generate(&sp, &dd, &err), &err);
-    return dd;
-}
-
 static void small_params(rr_train_params *tp) {
     rr_train_params_default(tp);
     tp->kind = "gru";
@@ -223,8 +212,8 @@ static void small_params(rr_train_params *tp) {
 
 static void test_eval_and_train(rr_dist *d) {
     /* few steps: oversubscribed ranks pay a time slice per collective */
-    rr_dataset *train = synth(11, check_small() ? 5000 : 10000, 400);
-    rr_dataset *test = synth(12, 4000, 400);
+    rr_dataset *train = synth_log(11, check_small() ? 5000 : 10000, 400);
+    rr_dataset *test = synth_log(12, 4000, 400);
     if (!train || !test) return;
     rr_train_params tp;
     small_params(&tp);
@@ -256,7 +245,7 @@ static void test_eval_and_train(rr_dist *d) {
          * at full scale (RR_TEST_SCALE=small trains on half the events) */
         CHECK_MSG(one.recall[3] > (check_small() ? 0.075 : 0.2), "recall@20 %.4f", one.recall[3]);
         /* a test set with fewer sessions than ranks still works */
-        rr_dataset *tiny = synth(13, 12, 400);
+        rr_dataset *tiny = synth_log(13, 12, 400);
         if (tiny) {
             rr_eval_result t1, tP;
             rr_status s1 = rr_evaluate(m, tiny, &ep, &t1, &err);

@@ -13,23 +13,19 @@
 #include "models/model.h"
 #include "models/rnn.h"
 #include "nn/gemm.h"
+#include "synth_log.h"
 #include "train/trainer.h"
 #include "util/util.h"
 
 static char tmpdir[256];
 
+/* Logs with more structure than the defaults: 10 topics, p_follow 0.7. */
 static rr_dataset *synth(uint64_t seed, size_t events, size_t items) {
     rr_synth_params sp;
-    rr_synth_params_default(&sp);
-    sp.seed = seed;
-    sp.n_events = events;
-    sp.n_items = items;
+    synth_log_params(&sp, seed, events, items);
     sp.n_topics = 10;
     sp.p_follow = 0.7;
-    rr_dataset *d = NULL;
-    rr_error err;
-    CHECK_OK(rr_synth_generate(&sp, &d, &err), &err);
-    return d;
+    return synth_log_make(&sp);
 }
 
 /* Splits d by session (every fifth session to test) through two TSV
