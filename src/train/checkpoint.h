@@ -4,7 +4,10 @@
  * A checkpoint is one file DIR/ckpt-<seq>.rrc (seq: 12 decimal digits,
  * growing by one per write), written atomically (temporary in DIR, fsync,
  * rename, fsync of DIR); the two newest are kept.  The layout is described
- * at the top of checkpoint.c and in docs/checkpoints.md.
+ * at the top of checkpoint.c and in docs/checkpoints.md.  The code: the
+ * file's writer and reader in checkpoint.c, the fingerprint in
+ * ckpt_text.c, the folder (lock, temporaries, listing) in ckpt_dir.c; the
+ * trainer's side in trainer_ckpt.c.
  *
  * What is saved is split the way data-parallel training splits it:
  *  - shared state: parameters, optimiser moments and step count, the

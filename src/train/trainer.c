@@ -40,6 +40,12 @@
  * which: 64k draws (256 KB) give the same samples as 10M (40 MB). */
 #define SAMPLE_CACHE_MAX ((size_t)1 << 16)
 
+/* Width of the step's sparse input-table rows (ws.erows/gE): the one-hot
+ * projection X1 (G * H[0]) or the separate input table E. */
+static size_t erow_width(const rr_rnn_layout *lay) {
+    return lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+}
+
 /* Sessions by the time of their first event, ties by row (GRU4Rec:
  * argsort of the per-session minimum time). */
 typedef struct sess_key {
@@ -146,7 +152,7 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
         /* dist hook: the step exchange, sized for the largest rank's batch
          * (2B + S Wy rows, B input rows) */
         const size_t P = (size_t)rr_dist_size(tr->dist), Bmax = (p->batch_size + P - 1) / P;
-        const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+        const size_t ew = erow_width(lay);
         s = rr_dist_xchg_new(&tr->xchg, tr->dist, 2 * Bmax + tr->S, Bmax, lay->H_last, ew, N, lay->n_dense, err);
         if (s) return s;
     }
@@ -230,7 +236,7 @@ static void update_part(trainer *tr, int t, int nt) {
     const rr_optim_cfg *o = &tr->opt;
     float *P = tr->r->params, *s1 = tr->s1, *s2 = tr->s2;
     const size_t HL = lay->H_last;
-    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    const size_t ew = erow_width(lay);
 #define ST(s, off) ((s) ? (s) + (off) : NULL)
     size_t a, e;
     step_part_ceil(lay->n_dense, t, nt, 16, &a, &e);
@@ -255,7 +261,7 @@ static void update_part(trainer *tr, int t, int nt) {
 static bool finite_part(const trainer *tr, int t, int nt) {
     const rr_rnn_layout *lay = tr->lay;
     const rr_step_ws_f32 *w = &tr->ws;
-    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    const size_t ew = erow_width(lay);
     size_t a, e;
     step_part_ceil(lay->n_dense, t, nt, 16, &a, &e);
     bool ok = step_finite_f32(w->gdense + a, e - a);
@@ -271,7 +277,7 @@ static bool apply_update(trainer *tr) {
     const rr_rnn_layout *lay = tr->lay;
     rr_step_ws_f32 *w = &tr->ws;
     const size_t HL = lay->H_last;
-    const size_t ew = lay->input == RR_IN_ONEHOT ? lay->G * lay->H[0] : lay->in_width;
+    const size_t ew = erow_width(lay);
     /* threads as the step used them: small updates stay on one */
     int nt = w->nt;
     if ((double)lay->n_dense + (double)w->nU * (double)HL < 65536.0) nt = 1;

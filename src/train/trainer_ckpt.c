@@ -148,11 +148,17 @@ static rr_status dist_ck_take(trainer *tr, const rr_ckpt *c, const char *path, r
     return RR_OK;
 }
 
+/* A load error an older checkpoint would repeat: another run's checkpoint,
+ * a newer rnnrec's, or a resource problem. */
+static bool ck_fatal(rr_status s) {
+    return s == RR_ERR_ARG || s == RR_ERR_VERSION || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL;
+}
+
 /* A checkpoint every rank loaded is used; otherwise all ranks fall back
  * (or stop) together. */
 static rr_status dist_ck_agree(trainer *tr, rr_status s, rr_error *e) {
     if (!rr_dist_any(tr->dist, s != RR_OK)) return RR_OK;
-    const bool fatal = s == RR_ERR_ARG || s == RR_ERR_VERSION || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL;
+    const bool fatal = ck_fatal(s);
     const bool stop = rr_dist_any(tr->dist, fatal);
     if (s == RR_OK || (stop && !fatal))
         s = rr_err(e, stop ? RR_ERR_INTERNAL : RR_ERR_RANGE,
@@ -340,9 +346,7 @@ rr_status rr_trainer_ckpt_start(trainer *tr, const rr_dataset *train, const rr_d
             ck->last = rr_now();
             return RR_OK;
         }
-        if (s == RR_ERR_ARG || s == RR_ERR_VERSION || s == RR_ERR_NOMEM || s == RR_ERR_INTERNAL) {
-            /* another run's checkpoint, a newer rnnrec's, or a resource
-             * problem: an older checkpoint would fail the same way */
+        if (ck_fatal(s)) {
             if (err) *err = e;
             return s;
         }
