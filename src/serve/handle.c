@@ -417,7 +417,9 @@ srv_next srv_req_body(struct rr_server *s, srv_req *rq, const char *data, size_t
 }
 
 srv_next srv_req_end(struct rr_server *s, srv_req *rq, const srv_in *in, srv_out *out, const srv_waiter *w) {
-    if (rq->answered) return SRV_ANSWER; /* out was filled by an earlier call */
+    /* Answered already: the transports never call end then (internal.h);
+     * out is not filled, so the caller must not send it. */
+    if (rq->answered) return SRV_DROP;
     if (rq->job) return srv_req_result(s, rq, out);
     if (rq->too_large) {
         rr_http_err e;
