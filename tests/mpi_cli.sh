@@ -53,6 +53,19 @@ for np in 2 3; do
     cmp -s "$T/a" "$T/b" && ok || bad "eval on $np ranks differs from one process: $(diff "$T/a" "$T/b" | head -c 400)"
 done
 
+# the owner exchange (--dist-exchange owners) combines the same rows bit
+# for bit: the allgather's model bytes at 2 and 3 ranks, its own traffic logged
+expect_rc 0 "train, 2 ranks, owners" "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" -v 2 --dist-exchange owners \
+    "$train" -o "$T/own2.rr"
+expect_err "dist owners: per step on rank 0" "owner traffic logged"
+cmp -s "$T/two.rr" "$T/own2.rr" && ok || bad "2 ranks: the owners model differs from the allgather one"
+expect_rc 0 "train, 3 ranks, allgather" "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" --epochs 1 -q \
+    --dist-exchange allgather "$train" -o "$T/ag3.rr"
+expect_rc 0 "train, 3 ranks, owners" "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" --epochs 1 -q \
+    --dist-exchange owners "$train" -o "$T/own3.rr"
+cmp -s "$T/ag3.rr" "$T/own3.rr" && ok || bad "3 ranks: the owners model differs from the allgather one"
+expect_rc 2 "an unknown exchange" "$BIN" train "${opts[@]}" --dist-exchange ring "$train" -o "$T/x.rr"
+
 # failures end the job: an agreed error on every rank, one rank's own error
 expect_rc 2 "batch below the rank count" timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" train -m gru --batch-size 1 "$train" -o "$T/x.rr"
 expect_err "smaller than the 2 MPI ranks" "batch below ranks"
@@ -104,8 +117,9 @@ victim=$(pgrep -P "$job" -f "rnnrec train" | tail -n 1)
 if [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null; then
     wait "$job"
     [ ! -s "$T/ckB.rr" ] && ok || bad "the killed job still wrote its model (kill came too late)"
+    # resumed with the other exchange: not in the fingerprint, same bits
     expect_rc 0 "resume on 2 ranks" "${MPIRUN[@]}" -np 2 "$BIN" train "${opts[@]}" "${ck[@]}" -v 2 --resume "$T/ckB" \
-        "$train" -o "$T/ckB.rr"
+        --dist-exchange owners "$train" -o "$T/ckB.rr"
     expect_err "resuming from" "resume on 2 ranks"
     cmp -s "$T/ckA.rr" "$T/ckB.rr" && ok || bad "resumed 2-rank model differs from the uninterrupted one"
     expect_rc 2 "resume on 3 ranks" timeout 60 "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" "${ck[@]}" -q \

@@ -124,12 +124,60 @@ static uint32_t rows_crc(const rr_dist_rows *a, size_t wU, size_t wE) {
     return rr_crc32c(c, a->gE, a->nE * wE * sizeof *a->gE);
 }
 
-static void test_exchange(rr_dist *d) {
+/* The traffic one step should count on this rank (bytes, added to *t):
+ * the allgather sends this rank's block and receives the others'; the
+ * owner exchange sends each row to rank row % P and gets back the other
+ * owners' combined lists (ref: the combined rows). */
+static void expected_traffic(int step, size_t N, size_t wU, size_t wE, size_t max_rows, const rr_dist_rows *ref,
+                             int owners, rr_dist_traffic *t) {
+    const size_t P = (size_t)size_, me = (size_t)rank_;
+    int32_t *urows = malloc(max_rows * sizeof *urows), *erows = malloc(max_rows * sizeof *erows);
+    float *gU = malloc(max_rows * wU * sizeof *gU), *gB = malloc(max_rows * sizeof *gB);
+    float *gE = malloc(max_rows * wE * sizeof *gE);
+    for (size_t r = 0; r < P; r++) {
+        rr_dist_rows o;
+        make_rows((int)r, step, N, wU, wE, max_rows, &o, urows, gU, gB, erows, gE);
+        if (!owners) {
+            const uint64_t b = 4 * (uint64_t)(o.nU * (1 + wU) + o.nUb + o.nE * (1 + wE));
+            if (r == me) t->rows_sent += b;
+            else t->rows_recv += b;
+            continue;
+        }
+        for (size_t u = 0; u < o.nU + o.nE; u++) {
+            const int e = u >= o.nU;
+            const size_t own = (size_t)(e ? o.erows[u - o.nU] : o.urows[u]) % P;
+            const uint64_t b = 4 * (uint64_t)(e ? 2 + wE : 2 + wU + (u < o.nUb));
+            if (r == me && own != me) t->a2a_sent += b, t->rows_sent += b;
+            if (r != me && own == me) t->a2a_recv += b, t->rows_recv += b;
+        }
+    }
+    if (owners) {
+        uint64_t mine = 0;
+        for (size_t u = 0; u < ref->nU + ref->nE; u++) {
+            const int e = u >= ref->nU;
+            const size_t own = (size_t)(e ? ref->erows[u - ref->nU] : ref->urows[u]) % P;
+            const uint64_t b = 4 * (uint64_t)(e ? 2 + wE : 2 + wU + (u < ref->nUb));
+            if (own == me) mine += b;
+            else t->gath_recv += b, t->rows_recv += b;
+        }
+        t->rows_sent += mine; /* this owner's list, sent in the allgatherv */
+    }
+    free(urows);
+    free(erows);
+    free(gU);
+    free(gB);
+    free(gE);
+}
+
+static void test_exchange(rr_dist *d, int owners) {
     const size_t N = 300, wU = 7, wE = 5, max_rows = 80, n_dense = 1000;
     rr_error err;
     rr_dist_xchg *x = NULL;
     CHECK_OK(rr_dist_xchg_new(&x, d, max_rows, max_rows, wU, wE, N, n_dense, &err), &err);
     if (!x) return;
+    CHECK_OK(rr_dist_xchg_set_owners(x, owners, &err), &err);
+    rr_dist_traffic want;
+    memset(&want, 0, sizeof want);
     const size_t cap = (size_t)size_ * max_rows;
     int32_t *urows = malloc(max_rows * sizeof *urows), *erows = malloc(max_rows * sizeof *erows);
     float *gU = malloc(max_rows * wU * sizeof *gU), *gB = malloc(max_rows * sizeof *gB);
@@ -145,6 +193,7 @@ static void test_exchange(rr_dist *d) {
         uint64_t rows = (uint64_t)(rank_ + 10);
         CHECK_OK(rr_dist_step_exchange(x, &mine, dense, n_dense, &loss, &rows, &all, &err), &err);
         reference(size_, step, N, wU, wE, max_rows, &ref, cap);
+        expected_traffic(step, N, wU, wE, max_rows, &ref, owners, &want);
         CHECK(all.nU == ref.nU && all.nUb == ref.nUb && all.nE == ref.nE);
         if (all.nU == ref.nU && all.nE == ref.nE && all.nUb == ref.nUb) {
             CHECK(!memcmp(all.urows, ref.urows, ref.nU * sizeof(int32_t)));
@@ -169,6 +218,16 @@ static void test_exchange(rr_dist *d) {
     rr_dist_traffic t;
     rr_dist_traffic_get(x, &t);
     CHECK(t.steps == 4 && t.dense_bytes == 4 * n_dense * sizeof(float) && t.rows_recv > 0);
+    CHECK_MSG(t.rows_sent == want.rows_sent && t.rows_recv == want.rows_recv, "%s: rows sent %llu (want %llu), received %llu (want %llu)",
+              owners ? "owners" : "allgather", (unsigned long long)t.rows_sent, (unsigned long long)want.rows_sent,
+              (unsigned long long)t.rows_recv, (unsigned long long)want.rows_recv);
+    CHECK(t.owner_steps == (owners ? 4u : 0u) && t.a2a_sent == want.a2a_sent && t.a2a_recv == want.a2a_recv &&
+          t.gath_recv == want.gath_recv);
+    if (owners) CHECK(t.cnt_bytes == 4 * 24 * (uint64_t)size_ && t.a2a_recv > 0 && t.gath_recv > 0);
+    /* two ranks, allgather: 4 steps of one padded block (40-byte header,
+     * the largest rows, the dense blob) */
+    const uint64_t stride = 10 + max_rows * (2 + wU) + max_rows * (1 + wE) + n_dense;
+    CHECK(t.pad_bytes == (!owners && size_ == 2 ? 4 * 4 * stride : 0));
     /* every rank out of rows: the epoch's end, nothing else exchanged */
     {
         rr_dist_rows none = {0, 0, 0, urows, gU, gB, erows, gE}, all;
@@ -268,7 +327,8 @@ int main(int argc, char **argv) {
     rr_dist *d = rr_dist_world();
     CHECK(d != NULL && rr_dist_size(d) == size_ && rr_dist_rank(d) == rank_);
     if (d) {
-        test_exchange(d);
+        test_exchange(d, 0);
+        test_exchange(d, 1);
         test_eval_and_train(d);
     }
     int bad = check_failed > 0, any = 0;

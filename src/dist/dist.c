@@ -72,6 +72,18 @@ struct rr_dist_xchg {
     int32_t *urows, *erows;  /* (P max_rows), (P max_erows) combined rows */
     float *gU, *gB, *gE;     /* (P max_rows, wU), (P max_rows), (P max_erows, wE) */
     rr_dist_traffic tr;
+    /* owner exchange (rr_dist_xchg_set_owners): row i is combined by rank
+     * i % P, then the owners' lists are allgathered */
+    int owners;
+    size_t own_words;        /* the largest record set one rank sends */
+    uint32_t *ocnt, *icnt;   /* (P, 3) records to / from each rank: output Wy, other Wy, E */
+    uint32_t *gcnt;          /* (P, 3) each owner's combined rows: Wy, of them output, E */
+    int *sc, *sd, *rc, *rd;  /* (P) alltoallv words and offsets, sent / received */
+    uint32_t *osend;         /* (own_words) this rank's records, by owner */
+    uint32_t *orecv;         /* (P own_words) the records this rank owns */
+    uint32_t *ogath;         /* (P own_words) every owner's combined list */
+    uint32_t *okU, *okE;     /* (P max_rows), (P max_erows) first-appearance keys */
+    size_t *head;            /* (P) merge positions */
 };
 
 void rr_dist_xchg_free(rr_dist_xchg *x) {
@@ -86,6 +98,19 @@ void rr_dist_xchg_free(rr_dist_xchg *x) {
     rr_free_aligned(x->gU);
     free(x->gB);
     rr_free_aligned(x->gE);
+    free(x->ocnt);
+    free(x->icnt);
+    free(x->gcnt);
+    free(x->sc);
+    free(x->sd);
+    free(x->rc);
+    free(x->rd);
+    rr_free_aligned(x->osend);
+    rr_free_aligned(x->orecv);
+    rr_free_aligned(x->ogath);
+    free(x->okU);
+    free(x->okE);
+    free(x->head);
     free(x);
 }
 
@@ -156,6 +181,49 @@ rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows
 void rr_dist_traffic_get(const rr_dist_xchg *x, rr_dist_traffic *t) { *t = x->tr; }
 void rr_dist_traffic_reset(rr_dist_xchg *x) { memset(&x->tr, 0, sizeof x->tr); }
 
+rr_status rr_dist_xchg_set_owners(rr_dist_xchg *x, int on, rr_error *err) {
+    const size_t P = (size_t)x->P;
+    if (!on) {
+        x->owners = 0;
+        x->padded = x->dense_in_gather = x->P == 2;
+        return RR_OK;
+    }
+    /* records: output Wy rows pos | row | gB | g (3 + wU words), other Wy
+     * rows and E rows pos | row | g; the keys 2 P max_rows and P max_erows
+     * must fit 32 bits, every buffer INT_MAX words */
+    size_t a, b, words, total, ku, ke;
+    bool ok = rr_add_size(x->wU, 3, &a) && rr_mul_size(x->max_rows, a, &a) && rr_add_size(x->wE, 2, &b) &&
+              rr_mul_size(x->max_erows, b, &b) && rr_add_size(a, b, &words) && rr_mul_size(words, P, &total) &&
+              total <= (size_t)INT_MAX && rr_mul_size(x->max_rows, 2 * P, &ku) && ku <= UINT32_MAX &&
+              rr_mul_size(x->max_erows, P, &ke) && ke <= UINT32_MAX;
+    if (!ok)
+        return rr_err(err, RR_ERR_NOMEM,
+                      "distributed step (owners): %zu ranks x %zu rows of %zu floats do not fit one MPI message", P,
+                      x->max_rows, x->wU);
+    if (!x->osend) {
+        x->ocnt = rr_malloc_n(3 * P, sizeof *x->ocnt);
+        x->icnt = rr_malloc_n(3 * P, sizeof *x->icnt);
+        x->gcnt = rr_malloc_n(3 * P, sizeof *x->gcnt);
+        x->sc = rr_malloc_n(P, sizeof *x->sc);
+        x->sd = rr_malloc_n(P, sizeof *x->sd);
+        x->rc = rr_malloc_n(P, sizeof *x->rc);
+        x->rd = rr_malloc_n(P, sizeof *x->rd);
+        x->osend = rr_alloc_aligned(words ? words * sizeof(uint32_t) : 64);
+        x->orecv = rr_alloc_aligned(total ? total * sizeof(uint32_t) : 64);
+        x->ogath = rr_alloc_aligned(total ? total * sizeof(uint32_t) : 64);
+        x->okU = rr_malloc_n(ku / 2 ? ku / 2 : 1, sizeof *x->okU);
+        x->okE = rr_malloc_n(ke ? ke : 1, sizeof *x->okE);
+        x->head = rr_malloc_n(3 * P, sizeof *x->head);
+        if (!x->ocnt || !x->icnt || !x->gcnt || !x->sc || !x->sd || !x->rc || !x->rd || !x->osend || !x->orecv ||
+            !x->ogath || !x->okU || !x->okE || !x->head)
+            return rr_err(err, RR_ERR_NOMEM, "out of memory for the distributed owner exchange (%zu ranks)", P);
+    }
+    x->own_words = words;
+    x->owners = 1;
+    x->padded = x->dense_in_gather = 0; /* headers on their own, dense by allreduce */
+    return RR_OK;
+}
+
 static size_t block_words(const rr_dist_xchg *x, const xhdr *h) {
     return (size_t)(h->nU * (2 + x->wU) + h->nE * (1 + x->wE) - (h->nU - h->nUb)) +
            (x->dense_in_gather ? x->n_dense : 0);
@@ -215,6 +283,194 @@ static inline void merge_row(int32_t *map, int32_t *rows, float *G, float *B, si
     if (gb) B[p] += *gb;
 }
 
+/* Adds a record's row to the owner's list like merge_row, keeping the key
+ * of its first appearance in okey. */
+static inline void own_row(rr_dist_xchg *x, int32_t *rows, float *G, float *B, uint32_t *okey, size_t *n,
+                           size_t width, int32_t row, const float *g, const float *gb, uint32_t key) {
+    const size_t before = *n;
+    merge_row(x->map, rows, G, B, n, width, row, g, gb);
+    if (*n > before) okey[before] = key;
+}
+
+/* Steps 2 and 3 of the owner exchange (the headers are done).  Row i is
+ * owned by rank i % P: every rank sends each touched row, as a record
+ * (position | row | [gB] | gradient), to its owner (alltoall of counts,
+ * alltoallv of records).  The owner merges the records exactly as the
+ * allgather merge does, restricted to its rows: output rows of rank 0, 1,
+ * ..., then the other Wy rows, then the E rows, so each row's sum is the
+ * same float additions in the same order.  Each combined row carries the
+ * key of its first appearance in that order (phase, rank, position).  An
+ * allgatherv of the owners' lists, each ascending in key, and a P-way merge
+ * by key then give every rank the allgather's combined list, bit for bit. */
+static rr_status owners_step(rr_dist_xchg *x, const rr_dist_rows *mine, float *gdense, size_t n_dense,
+                             rr_dist_rows *all, rr_error *err) {
+    const int P = x->P, me = x->d->rank;
+    const size_t Pz = (size_t)P, wU = x->wU, wE = x->wE, ra = 3 + wU, rb = 2 + wU, re = 2 + wE;
+    const uint32_t mr = (uint32_t)x->max_rows, me_ = (uint32_t)me;
+    /* records per owner: output Wy, other Wy, E */
+    memset(x->ocnt, 0, 3 * Pz * sizeof *x->ocnt);
+    for (size_t u = 0; u < mine->nU; u++) x->ocnt[(size_t)mine->urows[u] % Pz * 3 + (u < mine->nUb ? 0 : 1)]++;
+    for (size_t u = 0; u < mine->nE; u++) x->ocnt[(size_t)mine->erows[u] % Pz * 3 + 2]++;
+    size_t off = 0, *cur = x->head;
+    for (size_t o = 0; o < Pz; o++) {
+        const uint32_t *c = x->ocnt + 3 * o;
+        x->sd[o] = (int)off;
+        x->sc[o] = (int)(c[0] * ra + c[1] * rb + c[2] * re);
+        cur[3 * o] = off;
+        cur[3 * o + 1] = off + c[0] * ra;
+        cur[3 * o + 2] = cur[3 * o + 1] + c[1] * rb;
+        off += (size_t)x->sc[o];
+    }
+    /* this rank's records, in its own order within each owner's sections */
+    for (size_t u = 0; u < mine->nU; u++) {
+        const size_t o = (size_t)mine->urows[u] % Pz, out = u < mine->nUb;
+        uint32_t *w = x->osend + cur[3 * o + (out ? 0 : 1)];
+        w[0] = (uint32_t)u;
+        w[1] = (uint32_t)mine->urows[u];
+        if (out) memcpy(w + 2, mine->gB + u, sizeof(float));
+        memcpy(w + 2 + out, mine->gU + u * wU, wU * sizeof(float));
+        cur[3 * o + (out ? 0 : 1)] += out ? ra : rb;
+    }
+    for (size_t u = 0; u < mine->nE; u++) {
+        const size_t o = (size_t)mine->erows[u] % Pz;
+        uint32_t *w = x->osend + cur[3 * o + 2];
+        w[0] = (uint32_t)u;
+        w[1] = (uint32_t)mine->erows[u];
+        memcpy(w + 2, mine->gE + u * wE, wE * sizeof(float));
+        cur[3 * o + 2] += re;
+    }
+    const uint64_t a2a_sent = (uint64_t)(off - (size_t)x->sc[me]) * 4;
+    MPI_Alltoall(x->ocnt, 3, MPI_UINT32_T, x->icnt, 3, MPI_UINT32_T, MPI_COMM_WORLD);
+    size_t roff = 0;
+    for (size_t r = 0; r < Pz; r++) {
+        const uint32_t *c = x->icnt + 3 * r;
+        if (c[0] + c[1] > x->max_rows || c[2] > x->max_erows)
+            return rr_err(err, RR_ERR_INTERNAL, "distributed step: rank %zu sent %u rows (at most %zu)", r,
+                          c[0] + c[1], x->max_rows);
+        x->rd[r] = (int)roff;
+        x->rc[r] = (int)(c[0] * ra + c[1] * rb + c[2] * re);
+        roff += (size_t)x->rc[r];
+    }
+    const uint64_t a2a_recv = (uint64_t)(roff - (size_t)x->rc[me]) * 4;
+    MPI_Alltoallv(x->osend, x->sc, x->sd, MPI_UINT32_T, x->orecv, x->rc, x->rd, MPI_UINT32_T, MPI_COMM_WORLD);
+    /* the owner's merge: output rows by rank, other Wy rows by rank, E rows */
+    size_t nU = 0, nE = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        for (size_t r = 0; r < Pz; r++) {
+            const uint32_t *c = x->icnt + 3 * r;
+            const uint32_t *w = x->orecv + x->rd[r] + (pass > 0 ? c[0] * ra : 0) + (pass > 1 ? c[1] * rb : 0);
+            const size_t step = pass == 0 ? ra : pass == 1 ? rb : re;
+            for (uint32_t k = 0; k < c[pass]; k++, w += step) {
+                const int32_t row = (int32_t)w[1];
+                if (w[1] >= x->n_items || w[1] % Pz != me_ || w[0] >= (pass < 2 ? mr : x->max_erows))
+                    return rr_err(err, RR_ERR_INTERNAL, "distributed step: rank %zu sent row %u to rank %d", r,
+                                  w[1], me);
+                const float *g = (const float *)(uintptr_t)(w + (pass == 0 ? 3 : 2));
+                if (pass == 0)
+                    own_row(x, x->urows, x->gU, x->gB, x->okU, &nU, wU, row, g,
+                            (const float *)(uintptr_t)(w + 2), (uint32_t)r * mr + w[0]);
+                else if (pass == 1)
+                    own_row(x, x->urows, x->gU, NULL, x->okU, &nU, wU, row, g, NULL,
+                            (uint32_t)(Pz + r) * mr + w[0]);
+                else
+                    own_row(x, x->erows, x->gE, NULL, x->okE, &nE, wE, row, g, NULL,
+                            (uint32_t)r * (uint32_t)x->max_erows + w[0]);
+            }
+            if (pass == 0 && r + 1 == Pz) x->head[0] = nU; /* output rows of this owner */
+        }
+        if (pass == 1)
+            for (size_t u = 0; u < nU; u++) x->map[x->urows[u]] = -1;
+    }
+    for (size_t u = 0; u < nE; u++) x->map[x->erows[u]] = -1;
+    const size_t nUb = x->head[0];
+    /* every owner's list: keyU (nU) | urows (nU) | gB (nUb) | gU (nU, wU) |
+     * keyE (nE) | erows (nE) | gE (nE, wE) */
+    const uint32_t mycnt[3] = {(uint32_t)nU, (uint32_t)nUb, (uint32_t)nE};
+    MPI_Allgather(mycnt, 3, MPI_UINT32_T, x->gcnt, 3, MPI_UINT32_T, MPI_COMM_WORLD);
+    size_t goff = 0, tU = 0, tUb = 0, tE = 0;
+    for (size_t o = 0; o < Pz; o++) {
+        const uint32_t *c = x->gcnt + 3 * o;
+        x->sd[o] = (int)goff;
+        x->sc[o] = (int)(c[0] * (2 + wU) + c[1] + c[2] * re);
+        goff += (size_t)x->sc[o];
+        tU += c[0];
+        tUb += c[1];
+        tE += c[2];
+    }
+    if (tU > Pz * x->max_rows || tE > Pz * x->max_erows || goff > Pz * x->own_words)
+        return rr_err(err, RR_ERR_INTERNAL, "distributed step: the owners combined %zu rows (at most %zu)", tU,
+                      Pz * x->max_rows);
+    uint32_t *w = x->ogath + x->sd[me];
+    memcpy(w, x->okU, nU * sizeof *w);
+    w += nU;
+    memcpy(w, x->urows, nU * sizeof *w);
+    w += nU;
+    memcpy(w, x->gB, nUb * sizeof *w);
+    w += nUb;
+    memcpy(w, x->gU, nU * wU * sizeof *w);
+    w += nU * wU;
+    memcpy(w, x->okE, nE * sizeof *w);
+    w += nE;
+    memcpy(w, x->erows, nE * sizeof *w);
+    w += nE;
+    memcpy(w, x->gE, nE * wE * sizeof *w);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x->ogath, x->sc, x->sd, MPI_UINT32_T, MPI_COMM_WORLD);
+    /* P-way merge by key: the allgather merge's order */
+    for (size_t o = 0; o < Pz; o++) x->head[o] = x->head[Pz + o] = 0;
+    for (size_t j = 0; j < tU; j++) {
+        size_t best = Pz;
+        uint32_t bk = UINT32_MAX;
+        for (size_t o = 0; o < Pz; o++) {
+            if (x->head[o] >= x->gcnt[3 * o]) continue;
+            const uint32_t k = x->ogath[x->sd[o] + x->head[o]];
+            if (best == Pz || k < bk) best = o, bk = k;
+        }
+        const uint32_t *c = x->gcnt + 3 * best, *b = x->ogath + x->sd[best];
+        const size_t h = x->head[best]++;
+        x->urows[j] = (int32_t)b[c[0] + h];
+        if (h < c[1]) memcpy(x->gB + j, b + 2 * c[0] + h, sizeof(float));
+        memcpy(x->gU + j * wU, b + 2 * c[0] + c[1] + h * wU, wU * sizeof(float));
+    }
+    for (size_t j = 0; j < tE; j++) {
+        size_t best = Pz;
+        uint32_t bk = UINT32_MAX;
+        for (size_t o = 0; o < Pz; o++) {
+            const uint32_t *c = x->gcnt + 3 * o;
+            if (x->head[Pz + o] >= c[2]) continue;
+            const uint32_t k = x->ogath[x->sd[o] + c[0] * (2 + wU) + c[1] + x->head[Pz + o]];
+            if (best == Pz || k < bk) best = o, bk = k;
+        }
+        const uint32_t *c = x->gcnt + 3 * best;
+        const uint32_t *b = x->ogath + x->sd[best] + c[0] * (2 + wU) + c[1];
+        const size_t h = x->head[Pz + best]++;
+        x->erows[j] = (int32_t)b[c[2] + h];
+        memcpy(x->gE + j * wE, b + 2 * c[2] + h * wE, wE * sizeof(float));
+    }
+    /* dense gradients: the allreduce, as in the allgather exchange */
+    if (n_dense) MPI_Allreduce(MPI_IN_PLACE, gdense, (int)n_dense, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    all->nU = tU;
+    all->nUb = tUb;
+    all->nE = tE;
+    all->urows = x->urows;
+    all->gU = x->gU;
+    all->gB = x->gB;
+    all->erows = x->erows;
+    all->gE = x->gE;
+    const uint64_t own_block = (uint64_t)x->sc[me] * 4, gath_recv = (uint64_t)(goff - (size_t)x->sc[me]) * 4;
+    x->tr.steps++;
+    x->tr.owner_steps++;
+    x->tr.cnt_bytes += (uint64_t)(2 * 3 * 4) * Pz;
+    x->tr.a2a_sent += a2a_sent;
+    x->tr.a2a_recv += a2a_recv;
+    x->tr.gath_recv += gath_recv;
+    x->tr.rows_sent += a2a_sent + own_block;
+    x->tr.rows_recv += a2a_recv + gath_recv;
+    x->tr.rows_union += tU + tE;
+    x->tr.rows_local += mine->nU + mine->nE;
+    x->tr.dense_bytes += (uint64_t)n_dense * sizeof(float);
+    return RR_OK;
+}
+
 rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float *gdense, size_t n_dense,
                                 double *loss_sum, uint64_t *rows, rr_dist_rows *all, rr_error *err) {
     const double t0 = MPI_Wtime();
@@ -257,6 +513,11 @@ rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float
         memset(all, 0, sizeof *all);
         x->tr.seconds += MPI_Wtime() - t0;
         return RR_OK;
+    }
+    if (x->owners) {
+        rr_status s = owners_step(x, mine, gdense, n_dense, all, err);
+        x->tr.seconds += MPI_Wtime() - t0;
+        return s;
     }
     /* 2. row blocks: this rank's packed in place, then everyone's */
     if (!x->padded) {

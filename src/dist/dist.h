@@ -11,6 +11,9 @@
  *      rank in rank order, so all ranks build the bit-identical combined
  *      list (duplicates summed, the same additions in the same order);
  *   3. one allreduce (sum) over the flat dense-gradient blob.
+ * Or, selected by rr_dist_xchg_set_owners, step 2 goes through the rows'
+ * owners (alltoallv to rank i % P, owner merge, allgatherv of the owners'
+ * lists), with the same combined list bit for bit.
  * With two ranks all three are one allgather of fixed-size blocks (header,
  * rows, dense blob, padded to the largest block; the blob summed in rank
  * order): the same bytes within a few per cent, one collective per step.
@@ -77,6 +80,15 @@ typedef struct rr_dist_traffic {
     uint64_t dense_bytes;   /* step 3: the blob (n_dense floats) */
     uint64_t pad_bytes;     /* two ranks: everything received in the one
                              * padded allgather (header, rows, dense, padding) */
+    /* the owner exchange (rr_dist_xchg_set_owners); there rows_sent is
+     * a2a_sent plus this rank's combined list, rows_recv a2a_recv plus
+     * gath_recv */
+    uint64_t owner_steps;   /* steps that used it */
+    uint64_t cnt_bytes;     /* the alltoall of record counts and the
+                             * allgather of list sizes (P x 12 B each) */
+    uint64_t a2a_sent;      /* records sent to the other owners */
+    uint64_t a2a_recv;      /* records received from the other ranks */
+    uint64_t gath_recv;     /* the other owners' combined lists */
     double seconds;         /* wall time inside the exchange */
 } rr_dist_traffic;
 
@@ -95,6 +107,13 @@ int rr_dist_size(const rr_dist *d);
 rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows, size_t wU,
                            size_t wE, size_t n_items, size_t n_dense, rr_error *err);
 void rr_dist_xchg_free(rr_dist_xchg *x);
+/* on: combine the touched rows at their owners instead of the allgather
+ * (row i is owned by rank i % P; records go to the owners by alltoallv, the
+ * owners' combined lists come back by allgatherv, dense gradients by
+ * allreduce).  The combined list is bit-identical to the allgather's, so
+ * the choice changes only traffic and time (docs/distributed.md).  off:
+ * back to the allgather.  Call it on every rank alike. */
+rr_status rr_dist_xchg_set_owners(rr_dist_xchg *x, int on, rr_error *err);
 
 /* One step's combination.  mine: this rank's rows (nothing when it has no
  * rows left); gdense (n_dense): this rank's dense gradients, summed over
@@ -139,6 +158,10 @@ static inline rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, s
     return RR_ERR_UNSUPPORTED;
 }
 static inline void rr_dist_xchg_free(rr_dist_xchg *x) { (void)x; }
+static inline rr_status rr_dist_xchg_set_owners(rr_dist_xchg *x, int on, rr_error *err) {
+    (void)x, (void)on, (void)err;
+    return RR_OK;
+}
 static inline rr_status rr_dist_step_exchange(rr_dist_xchg *x, const rr_dist_rows *mine, float *gdense,
                                               size_t n_dense, double *loss_sum, uint64_t *rows, rr_dist_rows *all,
                                               rr_error *err) {

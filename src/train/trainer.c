@@ -154,6 +154,7 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
         const size_t P = (size_t)rr_dist_size(tr->dist), Bmax = (p->batch_size + P - 1) / P;
         const size_t ew = erow_width(lay);
         s = rr_dist_xchg_new(&tr->xchg, tr->dist, 2 * Bmax + tr->S, Bmax, lay->H_last, ew, N, lay->n_dense, err);
+        if (!s) s = rr_dist_xchg_set_owners(tr->xchg, p->dist_owners, err);
         if (s) return s;
     }
     if (prof) {
@@ -736,6 +737,10 @@ rr_status rr_rnn_fit_prof(rr_model **out, const rr_dataset *train, const rr_data
                rr_dist_size(tr.dist), (unsigned long long)t.steps, rr_dist_rank(tr.dist), (double)t.hdr_bytes * k,
                (double)t.rows_sent * k, (double)t.rows_recv * k, (double)t.dense_bytes * k, (double)t.pad_bytes * k,
                (double)t.rows_local * k, (double)t.rows_union * k, t.seconds * k * 1e3);
+        if (t.owner_steps)
+            rr_log(2, "dist owners: per step on rank %d: counts %.0f B, to owners %.0f B sent, %.0f B received, "
+                   "combined lists %.0f B received", rr_dist_rank(tr.dist), (double)t.cnt_bytes * k,
+                   (double)t.a2a_sent * k, (double)t.a2a_recv * k, (double)t.gath_recv * k);
     }
     const double best_score = tr.best_score, best_mrr = tr.best_mrr, last_loss = tr.last_loss;
     const size_t best_epoch = tr.best_epoch, epochs_run = tr.epochs_run;
