@@ -159,7 +159,8 @@ static int cb_cell_act(const char *v, void *user) {
  * both give the same bits */
 static int cb_dist_exchange(const char *v, void *user) {
     rr_train_params *p = user;
-    if (!strcmp(v, "allgather")) p->dist_owners = 0;
+    if (!strcmp(v, "auto")) p->dist_owners = -1;
+    else if (!strcmp(v, "allgather")) p->dist_owners = 0;
     else if (!strcmp(v, "owners")) p->dist_owners = 1;
     else return -1;
     return 0;
@@ -253,7 +254,7 @@ static void build_opts(cli_opt *t, train_cli *c, const help_bufs *h) {
         {"verbose", 'v', OPT_LONG, &c->verbose, "N", "0 quiet, 1 progress, 2 debug", NULL, 0},
         {"quiet", 'q', OPT_FLAG, &c->quiet, NULL, "errors only, no summary line", NULL, 0},
         {"log-json", 0, OPT_STR, &p->log_json, "FILE", "one JSON object per epoch to FILE", NULL, 0},
-        {"dist-exchange", 0, OPT_CALLBACK, p, "HOW", "MPI: touched rows combined by allgather or at owner ranks: allgather|owners (default: allgather; same model either way)", cb_dist_exchange, 1},
+        {"dist-exchange", 0, OPT_CALLBACK, p, "HOW", "MPI: touched rows combined by allgather or at owner ranks: auto|allgather|owners (default: auto, allgather at 2 ranks, owners from 3; same model either way)", cb_dist_exchange, 1},
         /* checkpoints (docs/checkpoints.md) */
         {"checkpoint-dir", 0, OPT_STR, &p->checkpoint_dir, "DIR", "RNN: write crash-safe checkpoints to DIR (must hold none yet; the 2 newest are kept)", NULL, 0},
         {"checkpoint-every", 0, OPT_CALLBACK, p, "N|Ns", h->ckpt_every, cb_ckpt_every, 1},
@@ -285,7 +286,7 @@ static void print_params(const rr_train_params *p) {
     printf("k %zu\nsample-size %zu\nlambda %g\nalpha %g\n", p->knn_k, p->sknn_sample, p->iknn_lambda,
            p->iknn_alpha);
     printf("seed %llu\nthreads %d\nverbose %d\n", (unsigned long long)p->seed, p->threads, p->verbose);
-    printf("dist-exchange %s\n", p->dist_owners ? "owners" : "allgather");
+    printf("dist-exchange %s\n", p->dist_owners < 0 ? "auto" : p->dist_owners ? "owners" : "allgather");
     printf("checkpoint-dir %s\n", p->checkpoint_dir ? p->checkpoint_dir : "-");
     if (p->checkpoint_steps) printf("checkpoint-every %zu\n", p->checkpoint_steps);
     else printf("checkpoint-every %gs\n", p->checkpoint_secs);

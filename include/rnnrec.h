@@ -229,8 +229,8 @@ typedef struct rr_train_params {
     int threads;             /* 0: all cores */
     int verbose;             /* 0 quiet, 1 progress, 2 debug */
     const char *log_json;    /* path for one JSON object per epoch, or NULL */
-    int dist_owners;         /* MPI: 1 combines the step's rows at owner ranks,
-                              * 0 by allgather; same model bytes (docs/distributed.md) */
+    int dist_owners;         /* MPI row exchange: 1 at owner ranks, 0 allgather, -1 owners
+                              * from 3 ranks up; same model bytes (docs/distributed.md) */
 
     /* RNN */
     size_t n_layers;

@@ -61,10 +61,14 @@ expect_err "dist owners: per step on rank 0" "owner traffic logged"
 cmp -s "$T/two.rr" "$T/own2.rr" && ok || bad "2 ranks: the owners model differs from the allgather one"
 expect_rc 0 "train, 3 ranks, allgather" "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" --epochs 1 -q \
     --dist-exchange allgather "$train" -o "$T/ag3.rr"
-expect_rc 0 "train, 3 ranks, owners" "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" --epochs 1 -q \
-    --dist-exchange owners "$train" -o "$T/own3.rr"
+# the default (auto) takes the owners from 3 ranks up
+expect_rc 0 "train, 3 ranks, default exchange" "${MPIRUN[@]}" -np 3 "$BIN" train "${opts[@]}" --epochs 1 -v 2 \
+    "$train" -o "$T/own3.rr"
+expect_err "dist owners: per step on rank 0" "3 ranks: the default is the owner exchange"
 cmp -s "$T/ag3.rr" "$T/own3.rr" && ok || bad "3 ranks: the owners model differs from the allgather one"
 expect_rc 2 "an unknown exchange" "$BIN" train "${opts[@]}" --dist-exchange ring "$train" -o "$T/x.rr"
+expect_rc 0 "--print-params" "$BIN" train --model gru --print-params
+expect_out "dist-exchange auto" "--print-params: the exchange's default"
 
 # failures end the job: an agreed error on every rank, one rank's own error
 expect_rc 2 "batch below the rank count" timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" train -m gru --batch-size 1 "$train" -o "$T/x.rr"

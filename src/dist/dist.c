@@ -183,6 +183,10 @@ void rr_dist_traffic_reset(rr_dist_xchg *x) { memset(&x->tr, 0, sizeof x->tr); }
 
 rr_status rr_dist_xchg_set_owners(rr_dist_xchg *x, int on, rr_error *err) {
     const size_t P = (size_t)x->P;
+    /* auto: at two ranks the padded allgather is one collective and moves
+     * about the owners' bytes; from three the owners move fewer
+     * (docs/distributed.md, measured at 2 and 4 ranks) */
+    if (on < 0) on = P > 2;
     if (!on) {
         x->owners = 0;
         x->padded = x->dense_in_gather = x->P == 2;

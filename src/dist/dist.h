@@ -107,12 +107,13 @@ int rr_dist_size(const rr_dist *d);
 rr_status rr_dist_xchg_new(rr_dist_xchg **out, const rr_dist *d, size_t max_rows, size_t max_erows, size_t wU,
                            size_t wE, size_t n_items, size_t n_dense, rr_error *err);
 void rr_dist_xchg_free(rr_dist_xchg *x);
-/* on: combine the touched rows at their owners instead of the allgather
+/* on (1): combine the touched rows at their owners instead of the allgather
  * (row i is owned by rank i % P; records go to the owners by alltoallv, the
  * owners' combined lists come back by allgatherv, dense gradients by
  * allreduce).  The combined list is bit-identical to the allgather's, so
- * the choice changes only traffic and time (docs/distributed.md).  off:
- * back to the allgather.  Call it on every rank alike. */
+ * the choice changes only traffic and time (docs/distributed.md).  off
+ * (0): back to the allgather.  -1: the allgather at two ranks, the owners
+ * from three.  Call it on every rank alike. */
 rr_status rr_dist_xchg_set_owners(rr_dist_xchg *x, int on, rr_error *err);
 
 /* One step's combination.  mine: this rank's rows (nothing when it has no

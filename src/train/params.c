@@ -14,7 +14,7 @@ void rr_train_params_default(rr_train_params *p) {
     p->seed = 42;
     p->threads = 0;
     p->verbose = 1;
-    p->dist_owners = 0;         /* MPI row exchange: allgather (docs/distributed.md) */
+    p->dist_owners = -1;        /* MPI row exchange: allgather at 2 ranks, owners from 3 (docs/distributed.md) */
     p->n_layers = 1;
     p->layers[0] = 100;
     p->embedding = -1;          /* constrained (tied) embedding */
