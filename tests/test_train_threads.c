@@ -15,15 +15,7 @@
 #include "nn/gemm.h"
 #include "train/loss.h"
 
-#define T float
-#define SFX f32
-#define GEMM rr_sgemm
-#define LOSS rr_loss_f32
-#define ACT_FWD rr_act_forward_f32
-#define ACT_BWD rr_act_backward_f32
-#define CELL_FWD forward
-#define CELL_BWD backward
-#include "train/step_impl.inc"
+#include "train/step_f32.h"
 
 typedef struct tcase {
     const char *name;

@@ -26,25 +26,9 @@
 #include "train/trainer.h"
 #include "util/util.h"
 
-/* ---- the step in float (tests/test_rnn_grad.c builds the double one) */
+/* ---- the step in float (step_f32.h) */
 
-#define T float
-#define SFX f32
-#define GEMM rr_sgemm
-#define LOSS rr_loss_f32
-#define ACT_FWD rr_act_forward_f32
-#define ACT_BWD rr_act_backward_f32
-#define CELL_FWD forward
-#define CELL_BWD backward
-#include "train/step_impl.inc"
-#undef T
-#undef SFX
-#undef GEMM
-#undef LOSS
-#undef ACT_FWD
-#undef ACT_BWD
-#undef CELL_FWD
-#undef CELL_BWD
+#include "train/step_f32.h"
 
 /* ---- the trainer */
 
