@@ -25,6 +25,7 @@
 #endif
 
 #include "check.h"
+#include "eval_equal.h"
 #include "data/dataset.h"
 #include "eval/eval.h"
 #include "models/head.h"
@@ -300,17 +301,6 @@ static rr_model *tie_model(const rr_dataset *train, rr_cell_kind cell, size_t H0
     for (size_t j = 5; j < m->n_items; j += 5) memcpy(Wy + j * H, Wy + (j - 5) * H, H * sizeof *Wy);
     m->impl = r;
     return m;
-}
-
-static int results_equal(const rr_eval_result *a, const rr_eval_result *b, size_t nc) {
-    if (a->n_targets != b->n_targets || a->n_sessions != b->n_sessions || a->n_items != b->n_items) return 0;
-    for (size_t c = 0; c < nc; c++)
-        if (memcmp(&a->recall[c], &b->recall[c], sizeof(double)) || memcmp(&a->mrr[c], &b->mrr[c], sizeof(double)) ||
-            memcmp(&a->ndcg[c], &b->ndcg[c], sizeof(double)) ||
-            memcmp(&a->coverage[c], &b->coverage[c], sizeof(double)) ||
-            memcmp(&a->popularity[c], &b->popularity[c], sizeof(double)))
-            return 0;
-    return 1;
 }
 
 static void test_evaluate(const rr_model *m, const rr_dataset *test, const char *label) {

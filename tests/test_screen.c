@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "eval_equal.h"
 #include "data/dataset.h"
 #include "eval/eval.h"
 #include "models/head.h"
@@ -411,17 +412,6 @@ static void test_serving(void) {
 }
 
 /* ------------------------------------------------------------ evaluate */
-
-static int results_equal(const rr_eval_result *a, const rr_eval_result *b, size_t nc) {
-    if (a->n_targets != b->n_targets || a->n_sessions != b->n_sessions) return 0;
-    for (size_t c = 0; c < nc; c++)
-        if (memcmp(&a->recall[c], &b->recall[c], sizeof(double)) || memcmp(&a->mrr[c], &b->mrr[c], sizeof(double)) ||
-            memcmp(&a->ndcg[c], &b->ndcg[c], sizeof(double)) ||
-            memcmp(&a->coverage[c], &b->coverage[c], sizeof(double)) ||
-            memcmp(&a->popularity[c], &b->popularity[c], sizeof(double)))
-            return 0;
-    return 1;
-}
 
 static void eval_model(const rr_model *m, const rr_dataset *test, const char *label) {
     rr_error err;
