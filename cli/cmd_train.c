@@ -44,6 +44,7 @@ static const name_val losses[] = {
     {"top1", RR_LOSS_TOP1},                   {NULL, 0}};
 static const name_val optims[] = {
     {"adagrad", RR_OPT_ADAGRAD}, {"adam", RR_OPT_ADAM}, {"sgd", RR_OPT_SGD}, {NULL, 0}};
+static const name_val mdtypes[] = {{"bf16", RR_MOMENTUM_BF16}, {"fp32", RR_MOMENTUM_FP32}, {NULL, 0}};
 static const name_val acts[] = {{"linear", RR_ACT_LINEAR},
                                 {"elu", RR_ACT_ELU},
                                 {"tanh", RR_ACT_TANH},
@@ -155,6 +156,13 @@ static int cb_cell_act(const char *v, void *user) {
     return 0;
 }
 
+static int cb_momentum_dtype(const char *v, void *user) {
+    int x;
+    if (lookup(mdtypes, v, &x)) return -1;
+    ((rr_train_params *)user)->momentum_dtype = (rr_momentum_dtype)x;
+    return 0;
+}
+
 /* MPI row exchange (docs/distributed.md); not in the checkpoint fingerprint:
  * both give the same bits */
 static int cb_dist_exchange(const char *v, void *user) {
@@ -168,11 +176,11 @@ static int cb_dist_exchange(const char *v, void *user) {
 
 /* ---- the option table */
 
-enum { N_OPTS = 49 };
+enum { N_OPTS = 50 };
 
 /* Help texts that show defaults of options the table cannot print itself. */
 typedef struct help_bufs {
-    char layers[96], loss[128], optim[96], final_act[128], cell_act[96], ckpt_every[160];
+    char layers[96], loss[128], optim[96], final_act[128], cell_act[96], ckpt_every[160], mdtype[160];
 } help_bufs;
 
 static void fill_help(help_bufs *h, const rr_train_params *d) {
@@ -191,6 +199,10 @@ static void fill_help(help_bufs *h, const rr_train_params *d) {
     else
         snprintf(h->final_act, sizeof h->final_act, "linear|elu:P|tanh|relu (default: %s)",
                  name_of(acts, (int)d->final_act));
+    snprintf(h->mdtype, sizeof h->mdtype,
+             "adagrad: momentum (velocity) storage, bf16 (half the memory) or fp32 (GRU4Rec's exact state) "
+             "(default: %s)",
+             name_of(mdtypes, (int)d->momentum_dtype));
     snprintf(h->cell_act, sizeof h->cell_act, "plain rnn cell activation: tanh|relu (default: %s)",
              d->rnn_relu ? "relu" : "tanh");
     if (d->checkpoint_steps)
@@ -235,6 +247,7 @@ static void build_opts(cli_opt *t, train_cli *c, const help_bufs *h) {
         {"optim", 0, OPT_CALLBACK, p, "NAME", h->optim, cb_optim, 1},
         {"lr", 0, OPT_DOUBLE, &p->lr, "X", "learning rate", NULL, 0},
         {"momentum", 0, OPT_DOUBLE, &p->momentum, "X", "momentum", NULL, 0},
+        {"momentum-dtype", 0, OPT_CALLBACK, p, "T", h->mdtype, cb_momentum_dtype, 1},
         {"adam-beta1", 0, OPT_DOUBLE, &p->adam_beta1, "X", "adam: first moment decay", NULL, 0},
         {"adam-beta2", 0, OPT_DOUBLE, &p->adam_beta2, "X", "adam: second moment decay", NULL, 0},
         {"adam-eps", 0, OPT_DOUBLE, &p->adam_eps, "X", "adam: epsilon", NULL, 0},
@@ -278,9 +291,9 @@ static void print_params(const rr_train_params *p) {
            p->bpreg, p->elu_param);
     printf("batch-size %zu\nn-sample %zu\nsample-alpha %g\nsample-cache %zu\n", p->batch_size,
            p->n_sample, p->sample_alpha, p->sample_cache);
-    printf("optim %s\nlr %g\nmomentum %g\nadam-beta1 %g\nadam-beta2 %g\nadam-eps %g\n",
-           name_of(optims, (int)p->optim), p->lr, p->momentum, p->adam_beta1, p->adam_beta2,
-           p->adam_eps);
+    printf("optim %s\nlr %g\nmomentum %g\nmomentum-dtype %s\nadam-beta1 %g\nadam-beta2 %g\nadam-eps %g\n",
+           name_of(optims, (int)p->optim), p->lr, p->momentum, name_of(mdtypes, (int)p->momentum_dtype),
+           p->adam_beta1, p->adam_beta2, p->adam_eps);
     printf("clip-norm %g\ndropout-embed %g\ndropout-hidden %g\nepochs %zu\npatience %zu\n",
            p->clip_norm, p->dropout_embed, p->dropout_hidden, p->epochs, p->patience);
     printf("k %zu\nsample-size %zu\nlambda %g\nalpha %g\n", p->knn_k, p->sknn_sample, p->iknn_lambda,

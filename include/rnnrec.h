@@ -215,6 +215,10 @@ typedef enum rr_loss {
 
 typedef enum rr_optim { RR_OPT_ADAGRAD = 0, RR_OPT_ADAM, RR_OPT_SGD } rr_optim;
 
+/* How Adagrad stores its momentum (velocity): bfloat16 halves the largest
+ * optimiser table (docs/rnn.md); fp32 is GRU4Rec's exact state. */
+typedef enum rr_momentum_dtype { RR_MOMENTUM_BF16 = 0, RR_MOMENTUM_FP32 } rr_momentum_dtype;
+
 typedef enum rr_act {
     RR_ACT_LINEAR = 0, RR_ACT_ELU, RR_ACT_TANH, RR_ACT_RELU
 } rr_act;
@@ -249,6 +253,7 @@ typedef struct rr_train_params {
     size_t sample_cache;     /* negatives precomputed per refill */
     rr_optim optim;
     double lr, momentum;
+    rr_momentum_dtype momentum_dtype; /* adagrad with momentum: velocity storage */
     double adam_beta1, adam_beta2, adam_eps;
     double clip_norm;        /* 0: off */
     double dropout_embed, dropout_hidden;

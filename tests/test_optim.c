@@ -16,12 +16,12 @@ typedef struct ocase {
 } ocase;
 
 static const ocase cases[] = {
-    {"adagrad", {RR_OPT_ADAGRAD, 0.05, 0.0, 0, 0, 0}},
-    {"adagrad-mom", {RR_OPT_ADAGRAD, 0.05, 0.4, 0, 0, 0}},
-    {"adam", {RR_OPT_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8}},
-    {"adam-b", {RR_OPT_ADAM, 0.003, 0.0, 0.8, 0.95, 1e-6}},
-    {"sgd", {RR_OPT_SGD, 0.1, 0.0, 0, 0, 0}},
-    {"sgd-mom", {RR_OPT_SGD, 0.1, 0.9, 0, 0, 0}},
+    {"adagrad", {RR_OPT_ADAGRAD, 0.05, 0.0, 0, 0, 0, 0}},
+    {"adagrad-mom", {RR_OPT_ADAGRAD, 0.05, 0.4, 0, 0, 0, 0}},
+    {"adam", {RR_OPT_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8, 0}},
+    {"adam-b", {RR_OPT_ADAM, 0.003, 0.0, 0.8, 0.95, 1e-6, 0}},
+    {"sgd", {RR_OPT_SGD, 0.1, 0.0, 0, 0, 0, 0}},
+    {"sgd-mom", {RR_OPT_SGD, 0.1, 0.9, 0, 0, 0, 0}},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -179,7 +179,7 @@ int main(void) {
     }
     /* one adagrad step by hand: acc = 0.25, w = 1 - 0.1 * 0.5 / sqrt(0.25 + 1e-6) */
     {
-        rr_optim_cfg c = {RR_OPT_ADAGRAD, 0.1, 0.0, 0, 0, 0};
+        rr_optim_cfg c = {RR_OPT_ADAGRAD, 0.1, 0.0, 0, 0, 0, 0};
         float w = 1.0f, g = 0.5f, acc = 0.0f;
         rr_optim_dense(&c, 1, 1, &w, &g, &acc, NULL);
         CHECK_NEAR(acc, 0.25, 1e-7);
@@ -191,7 +191,7 @@ int main(void) {
     }
     /* adam's first step moves every weight by about lr * sign(g) */
     {
-        rr_optim_cfg c = {RR_OPT_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8};
+        rr_optim_cfg c = {RR_OPT_ADAM, 0.01, 0.0, 0.9, 0.999, 1e-8, 0};
         float w[2] = {0, 0}, g[2] = {3.0f, -0.002f}, m[2] = {0}, v[2] = {0};
         rr_optim_dense(&c, 1, 2, w, g, m, v);
         CHECK_NEAR(w[0], -0.01, 1e-6);

@@ -31,6 +31,8 @@
  *                   "s<r>.rng"
  *   "weights"       f32 (n_params)
  *   "moment1", "moment2"  f32 (n_params), as many as the optimiser has
+ *                   (a bfloat16 velocity is written widened to f32: the
+ *                   format does not depend on --momentum-dtype)
  *   "best"          f32 (n_params), when the best epoch's weights exist
  *   "s<r>.slot_sess", "s<r>.slot_pos"  i64 (n) of stream r
  *   "s<r>.state<l>" f32 (n, state_width[l]) of stream r, layer l
@@ -53,6 +55,7 @@
 
 #include "io/container.h"
 #include "train/ckpt_text.h"
+#include "train/optim.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoint.c writes float and i64 sections in the machine's byte order: little-endian only"
@@ -146,7 +149,27 @@ typedef struct wsect {
     uint32_t dtype, crc;
     uint64_t off, len;
     const void *data;
+    const uint16_t *bf16;  /* instead of data: len / 4 bfloat16 values written as f32 */
 } wsect;
+
+/* bfloat16 <-> f32 conversions in chunks of this many values (64 KB) */
+#define WIDEN_CHUNK 16384
+
+static void widen_bf16(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = rr_bf16_to_f32(src[i]);
+}
+
+/* CRC-32C of n bfloat16 values as the f32 bytes the file holds. */
+static uint32_t crc_bf16_widened(const uint16_t *src, size_t n) {
+    float buf[WIDEN_CHUNK];
+    uint32_t c = 0;
+    for (size_t o = 0; o < n; o += WIDEN_CHUNK) {
+        size_t k = n - o < WIDEN_CHUNK ? n - o : WIDEN_CHUNK;
+        widen_bf16(buf, src + o, k);
+        c = rr_crc32c(c, buf, k * sizeof(float));
+    }
+    return c;
+}
 
 typedef struct wfile {
     wsect *s;
@@ -202,7 +225,17 @@ static rr_status wf_write(FILE *f, void *user, rr_error *err) {
     for (size_t i = 0; i < w->n && ok; i++) {
         size_t pad = (size_t)(w->s[i].off - at);
         ok = fwrite(zeros, 1, pad, f) == pad;
-        ok = ok && (w->s[i].len == 0 || fwrite(w->s[i].data, 1, (size_t)w->s[i].len, f) == w->s[i].len);
+        if (w->s[i].bf16) {
+            float buf[WIDEN_CHUNK];
+            size_t n = (size_t)(w->s[i].len / sizeof(float));
+            for (size_t o = 0; o < n && ok; o += WIDEN_CHUNK) {
+                size_t k = n - o < WIDEN_CHUNK ? n - o : WIDEN_CHUNK;
+                widen_bf16(buf, w->s[i].bf16 + o, k);
+                ok = fwrite(buf, sizeof(float), k, f) == k;
+            }
+        } else {
+            ok = ok && (w->s[i].len == 0 || fwrite(w->s[i].data, 1, (size_t)w->s[i].len, f) == w->s[i].len);
+        }
         at = w->s[i].off + w->s[i].len;
     }
     if (!ok) return rr_err(err, RR_ERR_IO, "%s: write failed: %s", w->path, strerror(errno));
@@ -247,7 +280,10 @@ rr_status rr_ckpt_write(const char *dir, uint64_t seq, const rr_ckpt *c, const r
     wf_add(&w, "fingerprint", RR_DT_BYTES, c->fingerprint, strlen(c->fingerprint));
     wf_add(&w, "state", RR_DT_BYTES, st.s, st.len);
     wf_add(&w, "weights", RR_DT_F32, c->weights, pb);
-    for (int k = 0; k < lay->n_moments; k++) wf_add(&w, k ? "moment2" : "moment1", RR_DT_F32, c->moment[k], pb);
+    for (int k = 0; k < lay->n_moments; k++) {
+        wf_add(&w, k ? "moment2" : "moment1", RR_DT_F32, c->moment[k], pb);
+        if (k == 1 && c->moment2_bf16 && !w.oom) w.s[w.n - 1].bf16 = c->moment2_bf16;
+    }
     if (c->has_best) wf_add(&w, "best", RR_DT_F32, c->best, pb);
     for (size_t r = 0; r < c->n_streams; r++) {
         const rr_ckpt_stream *q = &c->streams[r];
@@ -268,7 +304,8 @@ rr_status rr_ckpt_write(const char *dir, uint64_t seq, const rr_ckpt *c, const r
         for (size_t i = 0; i < w.n; i++) {
             at = (at + ALIGN - 1) / ALIGN * ALIGN;
             w.s[i].off = at;
-            w.s[i].crc = rr_crc32c(0, w.s[i].data, (size_t)w.s[i].len);
+            w.s[i].crc = w.s[i].bf16 ? crc_bf16_widened(w.s[i].bf16, (size_t)(w.s[i].len / sizeof(float)))
+                                     : rr_crc32c(0, w.s[i].data, (size_t)w.s[i].len);
             at += w.s[i].len;
         }
         w.end = at;
@@ -443,6 +480,29 @@ static rr_status rf_get(rfile *r, const char *name, uint32_t dt, size_t bytes, v
     return s;
 }
 
+/* Section name, f32 of exactly n values, rounded into dst as bfloat16
+ * (exact when they were written from bfloat16), in chunks: no f32 copy of
+ * the whole table. */
+static rr_status rf_get_bf16(rfile *r, const char *name, size_t n, uint16_t *dst, rr_error *err) {
+    const rsect *q = rf_find(r, name);
+    if (!q) return rr_err(err, RR_ERR_FORMAT, "%s: section '%s' missing", r->path, name);
+    if (q->dtype != RR_DT_F32 || q->len != (uint64_t)n * sizeof(float))
+        return rr_err(err, RR_ERR_RANGE, "%s: section '%s' holds %" PRIu64 " bytes of type %" PRIu32 ", expected %zu of type %" PRIu32,
+                      r->path, name, q->len, q->dtype, n * sizeof(float), (uint32_t)RR_DT_F32);
+    float buf[WIDEN_CHUNK];
+    uint32_t c = 0;
+    rr_status s = RR_OK;
+    for (size_t o = 0; o < n && !s; o += WIDEN_CHUNK) {
+        size_t k = n - o < WIDEN_CHUNK ? n - o : WIDEN_CHUNK;
+        s = rf_read_at(r, q->off + (uint64_t)o * sizeof(float), buf, k * sizeof(float), err);
+        if (s) break;
+        c = rr_crc32c(c, buf, k * sizeof(float));
+        for (size_t i = 0; i < k; i++) dst[o + i] = rr_bf16_from_f32(buf[i]);
+    }
+    if (!s && c != q->crc) s = rr_err(err, RR_ERR_CHECKSUM, "%s: section '%s' changed while being read", r->path, name);
+    return s;
+}
+
 /* A text section, NUL-terminated, malloc'ed. */
 static rr_status rf_text(rfile *r, const char *name, char **out, size_t *len, rr_error *err) {
     *out = NULL;
@@ -545,7 +605,10 @@ static rr_status read_state(rfile *r, const rr_ckkv *k, const rr_ckpt_layout *la
     }
     const size_t pb = lay->n_params * sizeof(float);
     s = rf_get(r, "weights", RR_DT_F32, pb, c->weights, err);
-    for (int m = 0; m < lay->n_moments && !s; m++) s = rf_get(r, m ? "moment2" : "moment1", RR_DT_F32, pb, c->moment[m], err);
+    for (int m = 0; m < lay->n_moments && !s; m++) {
+        if (m == 1 && c->moment2_bf16) s = rf_get_bf16(r, "moment2", lay->n_params, c->moment2_bf16, err);
+        else s = rf_get(r, m ? "moment2" : "moment1", RR_DT_F32, pb, c->moment[m], err);
+    }
     if (!s && (rf_find(r, "moment1") != NULL) + (rf_find(r, "moment2") != NULL) != lay->n_moments)
         s = rr_err(err, RR_ERR_RANGE, "%s: optimiser moments of another optimiser", path);
     if (!s && c->has_best) s = rf_get(r, "best", RR_DT_F32, pb, c->best, err);

@@ -66,6 +66,9 @@ typedef struct rr_ckpt {
     rr_sampler_pos sampler;
     float *weights;                /* (n_params) */
     float *moment[2];              /* (n_params) each, the first n_moments used */
+    uint16_t *moment2_bf16;        /* (n_params) bfloat16, in place of moment[1] when set
+                                    * (Adagrad's velocity); the file holds it widened to
+                                    * f32, and reading rounds back (exact for such values) */
     int has_best;                  /* the best epoch's weights are saved */
     float *best;                   /* (n_params) when has_best */
     size_t n_streams;              /* P */

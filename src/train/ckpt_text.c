@@ -171,6 +171,11 @@ rr_status rr_ckpt_fingerprint(char **out, const rr_train_params *p, const rr_dat
     rr_cktx_add(&t, "sample-cache=%zu\noptim=%s\n", sample_cache, optim_str(p->optim));
     rr_cktx_dbl(&t, "lr", p->lr);
     rr_cktx_dbl(&t, "momentum", p->momentum);
+    /* the velocity's storage changes the trajectory; it exists only for
+     * Adagrad with momentum (a fingerprint without the line: fp32, as
+     * every run was before the option) */
+    if (p->optim == RR_OPT_ADAGRAD && p->momentum > 0)
+        rr_cktx_add(&t, "momentum-dtype=%s\n", p->momentum_dtype == RR_MOMENTUM_BF16 ? "bf16" : "fp32");
     if (p->optim == RR_OPT_ADAM) {
         rr_cktx_dbl(&t, "adam-beta1", p->adam_beta1);
         rr_cktx_dbl(&t, "adam-beta2", p->adam_beta2);
@@ -211,6 +216,11 @@ rr_status rr_ckpt_fingerprint_compare(const char *saved, const char *now, bool *
             const char *key = k->key[i];
             if (side && rr_ckkv_get(&a, key)) continue;
             const char *va = rr_ckkv_get(&a, key), *vb = rr_ckkv_get(&b, key);
+            if (!strcmp(key, "momentum-dtype")) {
+                /* written only when set: a missing line is fp32 */
+                if (!va) va = "fp32";
+                if (!vb) vb = "fp32";
+            }
             if (va && vb && !strcmp(va, vb)) continue;
             if (!strcmp(key, "threads")) {
                 *threads_differ = true;

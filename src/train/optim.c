@@ -35,6 +35,10 @@ int rr_optim_n_states(const rr_optim_cfg *c) {
     return 0;
 }
 
+size_t rr_optim_s2_size(const rr_optim_cfg *c) {
+    return c->kind == RR_OPT_ADAGRAD && c->momentum > 0 && c->vel_bf16 ? sizeof(uint16_t) : sizeof(float);
+}
+
 /* Constants of one step, computed once in double and rounded to float. */
 typedef struct step_k {
     float lr, mu;
@@ -93,12 +97,32 @@ SPAN_ATTR static void adagrad_span(size_t n, float lr, float mu, float *restrict
     }
 }
 
-/* One contiguous stretch of n elements; s1/s2 as optim.h describes. */
+/* The same with the velocity stored as bfloat16: v is computed in float
+ * from the stored (rounded) velocity, added to w as the float, and stored
+ * rounded (optim.h).  The rounding is integer arithmetic (rr_bf16_from_f32)
+ * and vectorises at every width with the same bits.  (AVX-512 BF16's
+ * vcvtneps2bf16 would flush subnormals to zero, which this does not.) */
+SPAN_ATTR static void adagrad_span_bf16(size_t n, float lr, float mu, float *restrict w, const float *restrict g,
+                                        float *restrict acc, uint16_t *restrict vel) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float a = acc[i] + g[i] * g[i];
+        acc[i] = a;
+        float v = mu * rr_bf16_to_f32(vel[i]) - lr * (g[i] / sqrtf(a + RR_ADAGRAD_EPS));
+        vel[i] = rr_bf16_from_f32(v);
+        w[i] += v;
+    }
+}
+
+/* One contiguous stretch of n elements; s1/s2 as optim.h describes (s2
+ * points at element 0 of the stretch, of rr_optim_s2_size bytes each). */
 static void update_span(const rr_optim_cfg *c, const step_k *k, size_t n, float *restrict w,
-                        const float *restrict g, float *restrict s1, float *restrict s2) {
+                        const float *restrict g, float *restrict s1, void *restrict s2v) {
+    float *restrict s2 = s2v;
     switch (c->kind) {
     case RR_OPT_ADAGRAD:
-        adagrad_span(n, k->lr, k->mu, w, g, s1, s2);
+        if (k->mu > 0 && c->vel_bf16) adagrad_span_bf16(n, k->lr, k->mu, w, g, s1, s2v);
+        else adagrad_span(n, k->lr, k->mu, w, g, s1, s2);
         break;
     case RR_OPT_ADAM:
         /* w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) */
@@ -124,7 +148,7 @@ static void update_span(const rr_optim_cfg *c, const step_k *k, size_t n, float 
     }
 }
 
-static void check_states(const rr_optim_cfg *c, const float *s1, const float *s2) {
+static void check_states(const rr_optim_cfg *c, const float *s1, const void *s2) {
     int ns = rr_optim_n_states(c);
     RR_ASSERT(ns < 1 || s1);
     RR_ASSERT(ns < 2 || s2);
@@ -133,29 +157,36 @@ static void check_states(const rr_optim_cfg *c, const float *s1, const float *s2
 /* Blocks for the threads; big enough that the fork costs nothing. */
 #define OPT_BLOCK 16384
 
+/* s2 + i elements of es bytes, or NULL */
+static void *s2_at(void *s2, size_t i, size_t es) {
+    return s2 ? (char *)s2 + i * es : NULL;
+}
+
 void rr_optim_dense(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const float *g,
-                    float *s1, float *s2) {
+                    float *s1, void *s2) {
     check_states(c, s1, s2);
     step_k k = step_consts(c, t);
+    const size_t es = rr_optim_s2_size(c);
     long nblk = (long)((n + OPT_BLOCK - 1) / OPT_BLOCK);
 #pragma omp parallel for schedule(static) if (nblk > 4)
     for (long b = 0; b < nblk; b++) {
         size_t o = (size_t)b * OPT_BLOCK, m = n - o < OPT_BLOCK ? n - o : OPT_BLOCK;
-        update_span(c, &k, m, w + o, g + o, s1 ? s1 + o : NULL, s2 ? s2 + o : NULL);
+        update_span(c, &k, m, w + o, g + o, s1 ? s1 + o : NULL, s2_at(s2, o, es));
     }
 }
 
 void rr_optim_dense_span(const rr_optim_cfg *c, uint64_t t, size_t n, float *w, const float *g, float *s1,
-                         float *s2) {
+                         void *s2) {
     check_states(c, s1, s2);
     step_k k = step_consts(c, t);
     update_span(c, &k, n, w, g, s1, s2);
 }
 
 void rr_optim_sparse_rows(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows, const int32_t *rows,
-                          const float *g, float *w, float *s1, float *s2) {
+                          const float *g, float *w, float *s1, void *s2) {
     check_states(c, s1, s2);
     step_k k = step_consts(c, t);
+    const size_t es = rr_optim_s2_size(c);
     /* The rows are scattered over up to three large tables: fetch ahead
      * (further for single-element rows, By). */
     const size_t ahead = row_len >= 16 ? 6 : 24;
@@ -165,25 +196,27 @@ void rr_optim_sparse_rows(const rr_optim_cfg *c, uint64_t t, size_t row_len, siz
             for (size_t b = 0; b < row_len; b += 16) {
                 __builtin_prefetch(w + o2 + b, 1, 1);
                 if (s1) __builtin_prefetch(s1 + o2 + b, 1, 1);
-                if (s2) __builtin_prefetch(s2 + o2 + b, 1, 1);
             }
+            /* s2 rows of bfloat16: 32 elements to a line */
+            for (size_t b = 0; s2 && b < row_len; b += 64 / es)
+                __builtin_prefetch((char *)s2 + (o2 + b) * es, 1, 1);
         }
         RR_ASSERT(rows[r] >= 0);
         size_t o = (size_t)rows[r] * row_len;
-        update_span(c, &k, row_len, w + o, g + r * row_len, s1 ? s1 + o : NULL, s2 ? s2 + o : NULL);
+        update_span(c, &k, row_len, w + o, g + r * row_len, s1 ? s1 + o : NULL, s2_at(s2, o, es));
     }
 }
 
 void rr_optim_sparse(const rr_optim_cfg *c, uint64_t t, size_t row_len, size_t n_rows,
-                     const int32_t *rows, const float *g, float *w, float *s1, float *s2) {
+                     const int32_t *rows, const float *g, float *w, float *s1, void *s2) {
     check_states(c, s1, s2);
     step_k k = step_consts(c, t);
+    const size_t es = rr_optim_s2_size(c);
     long nr = (long)n_rows;
 #pragma omp parallel for schedule(static) if (n_rows * row_len > 4 * OPT_BLOCK)
     for (long r = 0; r < nr; r++) {
         RR_ASSERT(rows[r] >= 0);
         size_t o = (size_t)rows[r] * row_len;
-        update_span(c, &k, row_len, w + o, g + (size_t)r * row_len, s1 ? s1 + o : NULL,
-                    s2 ? s2 + o : NULL);
+        update_span(c, &k, row_len, w + o, g + (size_t)r * row_len, s1 ? s1 + o : NULL, s2_at(s2, o, es));
     }
 }

@@ -31,6 +31,7 @@ void rr_train_params_default(rr_train_params *p) {
     p->optim = RR_OPT_ADAGRAD;
     p->lr = 0.05;
     p->momentum = 0.0;
+    p->momentum_dtype = RR_MOMENTUM_BF16;
     p->adam_beta1 = 0.9;
     p->adam_beta2 = 0.999;
     p->adam_eps = 1e-8;
@@ -130,6 +131,7 @@ const char *rr_train_params_check(const rr_train_params *p) {
     if (p->checkpoint_dir && !*p->checkpoint_dir) return "checkpoint_dir: empty folder name";
     if (p->loss > RR_LOSS_TOP1) return "loss: unknown loss";
     if (p->optim > RR_OPT_SGD) return "optim: unknown optimiser";
+    if (p->momentum_dtype > RR_MOMENTUM_FP32) return "momentum_dtype: bf16 or fp32";
     if (p->final_act > RR_ACT_RELU) return "final_act: unknown activation";
     return NULL;
 }

@@ -167,10 +167,11 @@ static rr_status trainer_init(trainer *tr, rr_model *m, const rr_dataset *train,
     tr->opt.beta1 = p->adam_beta1;
     tr->opt.beta2 = p->adam_beta2;
     tr->opt.eps = p->adam_eps;
+    tr->opt.vel_bf16 = p->momentum_dtype == RR_MOMENTUM_BF16;
     int ns = rr_optim_n_states(&tr->opt);
     size_t bytes = lay->n_params * sizeof(float); /* fits: checked by the layout */
     if (ns >= 1 && !(tr->s1 = rr_alloc_aligned(bytes))) goto nomem;
-    if (ns >= 2 && !(tr->s2 = rr_alloc_aligned(bytes))) goto nomem;
+    if (ns >= 2 && !(tr->s2 = rr_alloc_aligned(lay->n_params * rr_optim_s2_size(&tr->opt)))) goto nomem;
     if (valid && !(tr->best = rr_alloc_aligned(bytes))) goto nomem;
     tr->slot_sess = rr_malloc_n(tr->B, sizeof *tr->slot_sess);
     tr->slot_pos = rr_malloc_n(tr->B, sizeof *tr->slot_pos);
@@ -235,27 +236,32 @@ static void update_part(trainer *tr, int t, int nt) {
     const rr_rnn_layout *lay = tr->lay;
     const rr_step_ws_f32 *w = &tr->ws;
     const rr_optim_cfg *o = &tr->opt;
-    float *P = tr->r->params, *s1 = tr->s1, *s2 = tr->s2;
+    float *P = tr->r->params, *s1 = tr->s1;
+    char *s2 = tr->s2;
+    const size_t es2 = rr_optim_s2_size(o);
     const size_t HL = lay->H_last;
     const size_t ew = erow_width(lay);
+    /* s2 is a float or a bfloat16 table: offsets in elements of es2 bytes */
 #define ST(s, off) ((s) ? (s) + (off) : NULL)
+#define ST2(off) ((s2) ? (void *)(s2 + (off) * es2) : NULL)
     size_t a, e;
     step_part_ceil(lay->n_dense, t, nt, 16, &a, &e);
-    rr_optim_dense_span(o, tr->t, e - a, P + a, w->gdense + a, ST(s1, a), ST(s2, a));
+    rr_optim_dense_span(o, tr->t, e - a, P + a, w->gdense + a, ST(s1, a), ST2(a));
     step_part_ceil(w->nU, t, nt, 1, &a, &e);
     rr_optim_sparse_rows(o, tr->t, HL, e - a, w->urows + a, w->gU + a * HL, P + lay->Wy, ST(s1, lay->Wy),
-                         ST(s2, lay->Wy));
+                         ST2(lay->Wy));
     /* By rows are single floats, 16 to a cache line: one thread takes them
      * all (split, the threads would write the same lines) */
     if (t == nt - 1)
-        rr_optim_sparse_rows(o, tr->t, 1, w->nUb, w->urows, w->gB, P + lay->By, ST(s1, lay->By), ST(s2, lay->By));
+        rr_optim_sparse_rows(o, tr->t, 1, w->nUb, w->urows, w->gB, P + lay->By, ST(s1, lay->By), ST2(lay->By));
     if (w->nE) {
         size_t off = lay->input == RR_IN_ONEHOT ? lay->X1 : lay->E;
         step_part_ceil(w->nE, t, nt, 1, &a, &e);
         rr_optim_sparse_rows(o, tr->t, ew, e - a, w->erows + a, w->gE + a * ew, P + off, ST(s1, off),
-                             ST(s2, off));
+                             ST2(off));
     }
 #undef ST
+#undef ST2
 }
 
 /* false when part t of nt of the gradients holds a NaN or an infinity. */

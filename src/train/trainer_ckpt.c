@@ -33,7 +33,9 @@ static void ck_view(trainer *tr, rr_ckpt *c, rr_ckpt_stream *st) {
     if (tr->sampler) rr_sampler_get_pos(tr->sampler, &c->sampler);
     c->weights = tr->r->params;
     c->moment[0] = tr->s1;
-    c->moment[1] = tr->s2;
+    const bool bf16 = rr_optim_s2_size(&tr->opt) == sizeof(uint16_t);
+    c->moment[1] = bf16 ? NULL : tr->s2;
+    c->moment2_bf16 = bf16 ? tr->s2 : NULL;
     c->has_best = tr->best && tr->best_epoch > 0;
     c->best = tr->best;
     st->n = tr->n;

@@ -68,7 +68,9 @@ typedef struct trainer {
     rr_step_ctx_f32 ctx;
     rr_step_ws_f32 ws;
     rr_optim_cfg opt;
-    float *s1, *s2;             /* (n_params) optimiser moments, or NULL */
+    float *s1;                  /* (n_params) first optimiser moment, or NULL */
+    void *s2;                   /* (n_params) second moment (float, or bfloat16 for Adagrad's
+                                 * velocity: rr_optim_s2_size), or NULL */
     float *logcnt;              /* (N) log max(count, 1) for logQ */
     float *best;                /* (n_params) best epoch's weights (validation only) */
     rr_sampler *sampler;
