@@ -301,12 +301,12 @@ static int compare_paths(const char *label, size_t H, const rr_model *m, const r
 /* Serving: the top-20 of one session at a time (rr_recommend's shape for a
  * single request), the fused engine (n = 1, one thread) against the
  * screened one-session path of head.c.  Vectors uniform in (-1, 1). */
-static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng *rng) {
+static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng *rng, int bits) {
     rr_error err;
     rr_head hd;
     if (!rr_model_head(m, &hd)) return 0;
     rr_screen *sc = NULL;
-    if (rr_screen_new(&sc, hd.W, hd.b, hd.N, hd.D, &err) || (sc && rr_screen_add_blocks(sc, &err))) return die(&err);
+    if (rr_screen_new(&sc, hd.W, hd.b, hd.N, hd.D, bits, &err) || (sc && rr_screen_add_blocks(sc, &err))) return die(&err);
     if (!sc) {
         printf("%s H %zu serving: no screen on this CPU\n", label, H);
         return 0;
@@ -333,9 +333,9 @@ static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng 
         ts += c2 - c1;
         same += nt == nt2 && !memcmp(top, top2, nt * sizeof *top) && !memcmp(tops, tops2, nt * sizeof *tops);
     }
-    printf("%s H %-4zu serving one session, top-%d: exact %.0f us, screened %.0f us (cpu per query), %.2fx; "
+    printf("%s H %-4zu serving one session, top-%d: exact %.0f us, %d-bit screen %.0f us (cpu per query), %.2fx; "
            "%zu of %d lists identical\n",
-           label, H, K, te / Q * 1e6, ts / Q * 1e6, ts > 0 ? te / ts : 0.0, same, Q);
+           label, H, K, bits, te / Q * 1e6, ts / Q * 1e6, ts > 0 ? te / ts : 0.0, same, Q);
     fflush(stdout);
     rr_fused_scratch_free(fz);
     rr_head_screen_scratch_free(hs);
@@ -348,7 +348,8 @@ static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, in
     rr_error err;
     rr_model *m = gru_model(train, H, rng, &err);
     if (!m) return die(&err);
-    int rc = compare_paths("synthetic gru", H, m, test, max_threads) || bench_serving("synthetic gru", H, m, rng);
+    int rc = compare_paths("synthetic gru", H, m, test, max_threads) || bench_serving("synthetic gru", H, m, rng, 16) ||
+             bench_serving("synthetic gru", H, m, rng, 8);
     rr_model_free(m);
     return rc;
 }
@@ -441,7 +442,7 @@ int main(int argc, char **argv) {
         printf("diginetica gru H %zu: one epoch trained in %.1f s\n", H, rr_now() - t0);
         fflush(stdout);
         if (compare_paths("diginetica gru", H, m, test, max_threads)) return 1;
-        if (bench_serving("diginetica gru", H, m, &rng)) return 1;
+        if (bench_serving("diginetica gru", H, m, &rng, 16) || bench_serving("diginetica gru", H, m, &rng, 8)) return 1;
         rr_model_free(m);
     }
     rr_dataset_free(train);

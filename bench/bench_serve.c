@@ -1,9 +1,9 @@
 /* bench_serve.c - the scoring floor under the server: time of one
  * rr_recommend call for n sessions of 5 items (n = 1, 8, 16, 32, 64), on
  * the model given, single caller thread, and of the same ranking through
- * the quantised screen (rr_fused_rank_screened, what the server's batcher
- * runs for a linear head; identical results, checked here).  Requests per
- * second at batch n is n / time; the HTTP numbers of bench_serve.sh sit
+ * the quantised screens, 16 and 8 bits (rr_fused_rank_screened, what the
+ * server's batcher runs for a linear head; identical results, checked here).
+ * Requests per second at batch n is n / time; the HTTP numbers of bench_serve.sh sit
  * above this floor.
  * Best and median of REPEATS calls, wall clock, and the calling thread's
  * CPU time per call (on a shared machine the wall clock also says how
@@ -120,11 +120,14 @@ int main(int argc, char **argv) {
     static size_t ntop[NMAX];
     printf("model %s, %zu items\n", rr_model_kind(m), ni);
     rr_head hd;
-    rr_screen *scr = NULL;
-    if (rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR && rr_screen_new(&scr, hd.W, hd.b, hd.N, hd.D, &err)) {
+    rr_screen *scrs[2] = {NULL, NULL}; /* 16 and 8 bits */
+    if (rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR &&
+        (rr_screen_new(&scrs[0], hd.W, hd.b, hd.N, hd.D, 16, &err) ||
+         rr_screen_new(&scrs[1], hd.W, hd.b, hd.N, hd.D, 8, &err))) {
         fprintf(stderr, "bench_serve: %s\n", err.msg);
         return 1;
     }
+    rr_screen *scr = scrs[0];
     if (!scr) printf("(no screen: a non-linear head or no AVX-512 VNNI; rr_recommend only)\n");
     const float *vecs[NMAX];
     size_t nseen[NMAX];
@@ -136,7 +139,7 @@ int main(int argc, char **argv) {
     const size_t ns[] = {1, 8, 16, 32, 64};
     for (size_t q = 0; q < sizeof ns / sizeof ns[0]; q++) {
         size_t n = ns[q];
-        for (int pass = 0; pass < (scr ? 2 : 1); pass++) {
+        for (int pass = 0; pass < (scr ? 3 : 1); pass++) {
             double c0 = thread_cpu();
             for (int rep = 0; rep < reps; rep++) {
                 double t0 = rr_now();
@@ -146,7 +149,7 @@ int main(int argc, char **argv) {
                 } else {
                     rr_fused_job job = {&hd, vecs, n, NULL, NULL, nseen, K, 1};
                     rr_fused_out out = {NULL, NULL, NULL, top2, sc2, ntop};
-                    s = rr_fused_rank_screened(&job, scr, &fz, &out, &err);
+                    s = rr_fused_rank_screened(&job, scrs[pass - 1], &fz, &out, &err);
                 }
                 if (s) {
                     fprintf(stderr, "%s\n", err.msg);
@@ -158,7 +161,7 @@ int main(int argc, char **argv) {
             qsort(times, (size_t)reps, sizeof *times, cmp_d);
             double best = times[0], med = times[reps / 2];
             printf("n=%2zu %-9s best %.3f ms, median %.3f ms per call (caller cpu %.3f ms), %.0f sessions/s at best\n",
-                   n, pass ? "screened" : "exact", best * 1e3, med * 1e3, cpu * 1e3, (double)n / best);
+                   n, pass == 0 ? "exact" : pass == 1 ? "screen16" : "screen8", best * 1e3, med * 1e3, cpu * 1e3, (double)n / best);
             if (pass && (memcmp(top, top2, n * K * sizeof *top) || memcmp(sc, sc2, n * K * sizeof *sc))) {
                 fprintf(stderr, "bench_serve: the screened ranking differs from rr_recommend at n=%zu\n", n);
                 return 1;
@@ -166,7 +169,8 @@ int main(int argc, char **argv) {
         }
     }
     rr_fused_scratch_free(fz);
-    rr_screen_free(scr);
+    rr_screen_free(scrs[0]);
+    rr_screen_free(scrs[1]);
     for (int i = 0; i < NMAX; i++) rr_state_free(st[i]);
     rr_model_free(m);
     free(times);

@@ -17,11 +17,19 @@
 # seconds (10): by Little's law the mean latency at C connections is
 # C / throughput, so the p99 at 64 connections is bounded below by the
 # throughput, and the sweep shows the latency a lighter load gets.
+# Then, for each rate in RATES (requests/s in all, "5000 10000"; empty for
+# none), stateless again at CONNS connections for DURATION seconds, each
+# connection waiting a random think time (exponential, mean CONNS / rate;
+# wrk's delay(), whole milliseconds) after every answer: a fixed number of
+# clients offering about that load instead of as much as the server takes,
+# so the latency is the service's at that load, not the queue of a
+# saturated closed loop.  The rate printed is the one achieved.
 # Reports p50/p90/p99, req/s, errors (socket errors + non-2xx), the
 # server's CPU time per request (all threads, user + system), the load
 # average when the run started (the machine may be shared), and the
 # server's peak RSS (VmHWM).  The server is stopped at the end.
-# SERVER_THREADS (1) HTTP workers, BATCHERS (1); the threads each batcher
+# SERVER_THREADS (1) HTTP workers, BATCHERS (1), SCREEN_BITS (8; 16, or
+# 0 for the exact engine: the server's --screen-bits); the threads each batcher
 # splits a batch over come from OMP_NUM_THREADS when it is set, else the
 # server's default (half the cores per batcher, at least 1).
 set -u
@@ -33,9 +41,11 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 SERVER_THREADS=${SERVER_THREADS:-1}
 BATCHERS=${BATCHERS:-1}
+SCREEN_BITS=${SCREEN_BITS:-8}
 SLOW=${SLOW:-500}
 REPEATS=${REPEATS:-1}
 SWEEP=${SWEEP:-}
+RATES=${RATES-5000 10000}
 SWEEP_DURATION=${SWEEP_DURATION:-10}
 [ -x "$BIN" ] || { echo "bench_serve: $BIN not built" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "bench_serve: wrk missing (apt-get install wrk)" >&2; exit 1; }
@@ -115,6 +125,13 @@ request = function()
   return wrk.format(nil, "/v1/sessions/" .. sid .. "/events?k=20", nil, body)
 end
 EOF
+cat >"$W/paced.lua.in" <<'EOF'
+-- think time: exponential, mean MEAN_MS, drawn after every answer
+local mean_ms = tonumber(os.getenv("MEAN_MS"))
+delay = function()
+  return math.floor(-mean_ms * math.log(1 - math.random()))
+end
+EOF
 cat >>"$W/stateless.lua" <<'EOF'
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -162,7 +179,7 @@ EOF
 # ---- server
 start_server() {
     "$BIN" serve "$MODEL" --port 0 --threads "$SERVER_THREADS" --batchers "$BATCHERS" \
-        --max-connections 2048 2>"$W/server.log" &
+        --screen-bits "$SCREEN_BITS" --max-connections 2048 2>"$W/server.log" &
     SPID=$!
     PORT=
     for _ in $(seq 1 600); do
@@ -223,6 +240,12 @@ if [ "$REPEATS" -gt 1 ]; then
 fi
 for c in $SWEEP; do
     run "sweep$c" "stateless at $c connections" stateless.lua "$c" "$SWEEP_DURATION"
+done
+cat "$W/stateless.lua" "$W/paced.lua.in" >"$W/paced.lua"
+for r in $RATES; do
+    MEAN_MS=$(awk -v c="$CONNS" -v r="$r" 'BEGIN {printf "%.3f", 1000 * c / r}')
+    export MEAN_MS
+    run "paced$r" "stateless paced to ~$r req/s at $CONNS connections" paced.lua
 done
 curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics" >"$W/metrics.txt"
 awk '/^rnnrec_batch_size_(sum|count)/ {v[$1]=$2} END {if (v["rnnrec_batch_size_count"] > 0)

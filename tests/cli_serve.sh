@@ -104,6 +104,7 @@ check '! curl -s --max-time 2 $U/healthz >/dev/null' "still accepting after SIGT
 "$BIN" serve >/dev/null 2>&1; check '[ $? -eq 2 ]' "no MODEL: usage error"
 "$BIN" serve "$T/nonexistent.rr" --port 0 >/dev/null 2>&1; check '[ $? -eq 1 ]' "missing model: runtime error"
 "$BIN" serve "$T/seq.rr" --log-level loud >/dev/null 2>&1; check '[ $? -eq 2 ]' "bad log level"
+"$BIN" serve "$T/seq.rr" --screen-bits 4 >/dev/null 2>&1; check '[ $? -eq 2 ]' "bad --screen-bits"
 
 echo "cli_serve: $pass passed, $fail failed"
 [ $fail -eq 0 ]

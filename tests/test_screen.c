@@ -41,6 +41,9 @@
 #include "nn/screen.h"
 #include "util/util.h"
 
+/* The screen's integer width under test (main runs every part for 16 and 8). */
+static int g_bits = 16;
+
 static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
 typedef struct thead {
@@ -136,14 +139,14 @@ static void test_bound(void) {
         for (size_t i = 0; i < n; i++) vecs[i] = v + i * D;
         rr_screen *sc = NULL;
         rr_error err;
-        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, &err), &err);
+        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, g_bits, &err), &err);
         CHECK(sc != NULL);
         if (!sc) {
             head_free(&t);
             rr_free_aligned(v);
             continue;
         }
-        int32_t *hq = rr_alloc_aligned(sc->D2 * RR_SCREEN_TILE * sizeof(int32_t));
+        int32_t *hq = rr_alloc_aligned(sc->nw * RR_SCREEN_TILE * sizeof(int32_t));
         rr_screen_lanes ln;
         rr_screen_pack(sc, hq, &ln, vecs, n);
         float *y = rr_alloc_aligned(N * RR_SCREEN_TILE * sizeof(float)), *y2 = rr_alloc_aligned(N * RR_SCREEN_TILE * sizeof(float));
@@ -236,7 +239,7 @@ static size_t engine_case(thead *t, rr_rng *g, size_t n, int kind, int specials,
         for (size_t j = 0; j < N; j++) rows[i * N + j] = ref_score(t, vecs[i], j);
     rr_screen *sc = NULL;
     rr_error err;
-    CHECK_OK(rr_screen_new(&sc, t->W, t->b, N, D, &err), &err);
+    CHECK_OK(rr_screen_new(&sc, t->W, t->b, N, D, g_bits, &err), &err);
     size_t cases = 0, bad = 0;
     const size_t ks[] = {1, 7, 20, 256};
     for (int excl = 0; excl < 2; excl++) {
@@ -351,7 +354,7 @@ static void test_serving(void) {
         head_make(&t, &g, N, D, kind);
         rr_screen *sc = NULL;
         rr_error err;
-        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, &err), &err);
+        CHECK_OK(rr_screen_new(&sc, t.W, t.b, N, D, g_bits, &err), &err);
         CHECK(sc && rr_screen_add_blocks(sc, &err) == RR_OK);
         if (!sc) {
             head_free(&t);
@@ -363,7 +366,7 @@ static void test_serving(void) {
         float *y1 = rr_alloc_aligned(nb * 16 * sizeof(float)), *yt = rr_alloc_aligned(N * 16 * sizeof(float));
         float *row = malloc(N * sizeof *row), *rs = malloc(N * sizeof *rs), *fs = malloc(N * sizeof *fs);
         int32_t *rt = malloc(N * sizeof *rt), *ft = malloc(N * sizeof *ft);
-        int32_t *hq = rr_alloc_aligned(sc->D2 * 16 * sizeof(int32_t));
+        int32_t *hq = rr_alloc_aligned(sc->nw * 16 * sizeof(int32_t));
         rr_head_screen_scratch *hs = NULL;
         for (size_t i = 0; i < n; i++) {
             const float *vi = v + i * D;
@@ -508,7 +511,7 @@ static void test_unscreenable(void) {
     rr_screen dummy;
     rr_screen *sc = &dummy; /* must be overwritten */
     rr_error err;
-    CHECK_OK(rr_screen_new(&sc, t.W, t.b, 300, 20, &err), &err);
+    CHECK_OK(rr_screen_new(&sc, t.W, t.b, 300, 20, g_bits, &err), &err);
     CHECK(sc == NULL);
     size_t bad = 0;
     engine_case(&t, &g, 9, 0, 0, &bad);
@@ -518,15 +521,38 @@ static void test_unscreenable(void) {
     head_free(&t);
 }
 
+/* 8 bits are refused above D = 1040 (the int32 sums could overflow):
+ * the table is built with 16. */
+static void test_wide(void) {
+    rr_rng g;
+    rr_rng_seed(&g, 8);
+    thead t;
+    head_make(&t, &g, 20, 1100, 0);
+    rr_screen *sc = NULL;
+    rr_error err;
+    CHECK_OK(rr_screen_new(&sc, t.W, t.b, 20, 1100, 8, &err), &err);
+    CHECK(sc && sc->bits == 16 && sc->nw == 550);
+    rr_screen_free(sc);
+    CHECK_OK(rr_screen_new(&sc, t.W, t.b, 20, 1040, 8, &err), &err);
+    CHECK(sc && sc->bits == 8 && sc->nw == 260);
+    rr_screen_free(sc);
+    head_free(&t);
+}
+
 int main(void) {
     if (!rr_screen_supported()) {
         printf("SKIP: this CPU lacks AVX-512 VNNI: the screen is off and evaluation uses the exact engine\n");
         return 0;
     }
-    test_bound();
-    test_engine();
-    test_serving();
-    test_evaluate();
-    test_unscreenable();
+    for (int pass = 0; pass < 2; pass++) {
+        g_bits = pass ? 8 : 16;
+        printf("%d-bit screen\n", g_bits);
+        test_bound();
+        test_engine();
+        test_serving();
+        if (g_bits == 16) test_evaluate(); /* rr_evaluate builds a 16-bit screen */
+        test_unscreenable();
+    }
+    test_wide();
     return check_summary("test_screen");
 }

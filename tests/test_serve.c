@@ -1005,7 +1005,7 @@ static void test_seam(void) {
 static void test_score_rows(void) {
     srv_model *sm = NULL;
     rr_error err;
-    CHECK_OK(srv_model_load(model_a, &sm, &err), &err);
+    CHECK_OK(srv_model_load(model_a, 8, &sm, &err), &err);
     if (!sm) return;
     const rr_model *m = sm->m;
     if (!strcmp(kind_used, "gru") && rr_screen_supported()) CHECK(sm->screen != NULL);

@@ -235,9 +235,13 @@ static rr_status engine_init(engine *g, const rr_model *m, size_t B, size_t kmax
             ok = g->vecs && g->seen && g->n_seen && g->ng && g->ne && g->tsc;
             /* built once per evaluation; NULL when the head or the CPU
              * cannot be screened, or no memory is left for it (fused.c
-             * then scores exactly) */
+             * then scores exactly).  16 bits: rank counts need every item
+             * near the target's score, often mid-catalogue where scores
+             * are dense, and 8 bits' wider band sent 5.6 % of the pairs to
+             * exact rescoring (0.08 % with 16) and halved the speed
+             * (bench_eval, docs/rnn.md) */
             if (ok && g->head.act == RR_ACT_LINEAR &&
-                rr_screen_new(&g->scr, g->head.W, g->head.b, g->head.N, g->head.D, NULL) != RR_OK)
+                rr_screen_new(&g->scr, g->head.W, g->head.b, g->head.N, g->head.D, 16, NULL) != RR_OK)
                 g->scr = NULL;
         }
         for (size_t b = 0; ok && b < B; b++) ok = (g->st[b] = rr_state_new(m)) != NULL;

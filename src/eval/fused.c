@@ -74,9 +74,9 @@ struct rr_fused_scratch {
     float *tvec;      /* (n_tiles * T) target score per lane (NaN: none) */
     fz_thread th[MAX_THREADS];
     /* screened path */
-    size_t sc_cap_n, sc_cap_C, sc_cap_D2;
+    size_t sc_cap_n, sc_cap_C, sc_cap_nw;
     int sc_cap_nt;
-    int32_t *hq;              /* (n_tiles, D2, T) quantised session vectors */
+    int32_t *hq;              /* (n_tiles, nw, T) quantised session vectors */
     rr_screen_lanes *lanes;   /* (n_tiles) their lane parameters */
 };
 
@@ -160,16 +160,16 @@ static rr_status scratch_reserve(rr_fused_scratch **sp, size_t n, size_t k, size
 }
 
 /* The screened path's buffers (after scratch_reserve): n sessions,
- * candidate lists of C, D2 pairs, nt threads. */
-static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t C, size_t D2, int nt,
+ * candidate lists of C, nw pairs, nt threads. */
+static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t C, size_t nw, int nt,
                                 rr_error *err) {
-    if (n <= s->sc_cap_n && C <= s->sc_cap_C && D2 <= s->sc_cap_D2 && nt <= s->sc_cap_nt && k <= s->cap_k)
+    if (n <= s->sc_cap_n && C <= s->sc_cap_C && nw <= s->sc_cap_nw && nt <= s->sc_cap_nt && k <= s->cap_k)
         return RR_OK;
     size_t cn = s->cap_n, ck = s->cap_k, cC = C > s->sc_cap_C ? C : s->sc_cap_C;
-    size_t cD2 = D2 > s->sc_cap_D2 ? D2 : s->sc_cap_D2;
+    size_t cnw = nw > s->sc_cap_nw ? nw : s->sc_cap_nw;
     int cnt_ = s->cap_nt;
     size_t tiles = (cn + T - 1) / T, lanes = tiles * T, hqn, nk, nc;
-    bool ok = rr_mul_size(lanes, cD2, &hqn) && rr_mul_size(hqn, sizeof(int32_t), &hqn) && rr_mul_size(cn, ck, &nk) &&
+    bool ok = rr_mul_size(lanes, cnw, &hqn) && rr_mul_size(hqn, sizeof(int32_t), &hqn) && rr_mul_size(cn, ck, &nk) &&
               rr_mul_size(cn, cC, &nc);
     if (!ok) return rr_err(err, RR_ERR_NOMEM, "ranking scratch: %zu sessions x %zu is too large", n, k);
     rr_free_aligned(s->hq);
@@ -205,7 +205,7 @@ static rr_status screen_reserve(rr_fused_scratch *s, size_t n, size_t k, size_t 
     }
     s->sc_cap_n = cn;
     s->sc_cap_C = cC;
-    s->sc_cap_D2 = cD2;
+    s->sc_cap_nw = cnw;
     s->sc_cap_nt = cnt_;
     return RR_OK;
 }
@@ -728,7 +728,7 @@ static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b) {
     const rr_fused_job *job = c->job;
     const rr_screen *sc = c->scr;
     fz_thread *th = &c->s->th[t];
-    const size_t n = job->n, D2 = sc->D2;
+    const size_t n = job->n, nw = sc->nw;
     const int with_rank = job->target != NULL;
     for (size_t p0 = 0; p0 < c->n_tiles; p0 += c->P) {
         size_t p1 = p0 + c->P < c->n_tiles ? p0 + c->P : c->n_tiles;
@@ -737,7 +737,7 @@ static void run_items_screened(const fz_ctx *c, int t, size_t a, size_t b) {
             for (size_t tl = p0; tl < p1; tl++) {
                 size_t r0 = tl * T, nt = n - r0 < T ? n - r0 : T;
                 const rr_screen_lanes *ln = &c->s->lanes[tl];
-                rr_screen_tile(sc, c->s->hq + tl * D2 * T, ln, j0, j1, th->buf);
+                rr_screen_tile(sc, c->s->hq + tl * nw * T, ln, j0, j1, th->buf);
                 if (job->seen)
                     for (size_t i = 0; i < nt; i++) {
                         const int32_t *sv = job->seen[r0 + i];
@@ -816,7 +816,7 @@ rr_status rr_fused_rank_screened(const rr_fused_job *job, const rr_screen *scr, 
     if (st) return st;
     rr_fused_scratch *s = *scratch;
     const size_t C = 2 * k + 64;
-    if (scr && (st = screen_reserve(s, n, k, C, scr->D2, nt, err))) return st;
+    if (scr && (st = screen_reserve(s, n, k, C, scr->nw, nt, err))) return st;
     fz_ctx c;
     c.job = job;
     c.s = s;
@@ -834,7 +834,7 @@ rr_status rr_fused_rank_screened(const rr_fused_job *job, const rr_screen *scr, 
     c.C = C;
     for (size_t tl = 0; tl < c.n_tiles; tl++) {
         size_t r0 = tl * T, m = n - r0 < T ? n - r0 : T;
-        if (scr) rr_screen_pack(scr, s->hq + tl * scr->D2 * T, &s->lanes[tl], job->vecs + r0, m);
+        if (scr) rr_screen_pack(scr, s->hq + tl * scr->nw * T, &s->lanes[tl], job->vecs + r0, m);
         else rr_head_pack(h, s->hp + tl * D * T, job->vecs + r0, m);
     }
     for (size_t l = 0; l < c.n_tiles * T; l++) s->tvec[l] = NAN;

@@ -482,8 +482,8 @@ rr_status rr_head_score_states(const rr_head *h, rr_state *const *states, size_t
  * insertion of rr_topk: the list of rr_topk on the exact row. */
 
 struct rr_head_screen_scratch {
-    size_t N, D2, k;
-    int32_t *hq;     /* (D2, 16) the packed session, lane 0 */
+    size_t N, nw, k;
+    int32_t *hq;     /* (nw, 16) the packed session, lane 0 */
     float *y;        /* (16 ceil(N / 16)) screen scores */
     int32_t *cand;   /* (N) candidates */
     float *lbs;      /* (k) best lower bounds, best first */
@@ -500,15 +500,15 @@ void rr_head_screen_scratch_free(rr_head_screen_scratch *sc) {
 
 static rr_status screen_scratch(rr_head_screen_scratch **sp, const rr_screen *s, size_t k, rr_error *err) {
     rr_head_screen_scratch *sc = *sp;
-    if (sc && sc->N == s->N && sc->D2 == s->D2 && sc->k >= k) return RR_OK;
+    if (sc && sc->N == s->N && sc->nw == s->nw && sc->k >= k) return RR_OK;
     rr_head_screen_scratch_free(sc);
     *sp = sc = calloc(1, sizeof *sc);
     if (sc) {
         size_t nb = (s->N + RR_SCREEN_TILE - 1) / RR_SCREEN_TILE;
         sc->N = s->N;
-        sc->D2 = s->D2;
+        sc->nw = s->nw;
         sc->k = k;
-        sc->hq = rr_alloc_aligned(s->D2 * RR_SCREEN_TILE * sizeof(int32_t));
+        sc->hq = rr_alloc_aligned(s->nw * RR_SCREEN_TILE * sizeof(int32_t));
         sc->y = rr_alloc_aligned(nb * RR_SCREEN_TILE * sizeof(float));
         sc->cand = rr_malloc_n(s->N, sizeof *sc->cand);
         sc->lbs = rr_malloc_n(k, sizeof *sc->lbs);

@@ -3,8 +3,8 @@
  * gives the same bits, and the scalar bound.
  *
  * The tile kernel has the layout of head.c's fp32 kernels: a tile's 16
- * session vectors transposed (hq (D2, 16), one session per int32 lane, two
- * int16 components per lane), the table walked in its natural (N, D2)
+ * session vectors transposed (hq (nw, 16), one session per int32 lane, two
+ * int16 components per lane), the table walked in its natural (N, nw)
  * layout, one item's int16 pair broadcast per step into 12 accumulators
  * (12 items at a time).  One vpdpwssd does 32 multiply-adds, twice an fp32
  * FMA's 16 at the same issue rate. */
@@ -100,6 +100,62 @@ static bool quantise(const float *v, size_t D, int16_t *q, float *scale, double 
     }
 }
 
+/* The 8-bit twin of quantise: |q_k| <= 127 by the largest component (the
+ * int32 sums are exact for D <= 1040 whatever the norms). */
+static bool quantise8(const float *v, size_t D, int8_t *q, float *scale, double *norm, double *qnorm,
+                      double *resid) {
+    double ss = 0.0, mx = 0.0;
+    for (size_t k = 0; k < D; k++) {
+        double x = (double)v[k];
+        if (!isfinite(x)) return false;
+        ss += x * x;
+        if (fabs(x) > mx) mx = fabs(x);
+    }
+    double n = sqrt(ss);
+    if (!(n <= MAG_MAX)) return false;
+    *norm = n;
+    double s = mx / 127.0;
+    if (s < 0x1p-126) s = 0x1p-126;
+    for (;;) {
+        float sf = float_up(s);
+        int64_t q2 = 0;
+        bool ok = true;
+        for (size_t k = 0; k < D && ok; k++) {
+            long r = lrint((double)v[k] / (double)sf);
+            if (r > 127 || r < -127) ok = false;
+            else {
+                q[k] = (int8_t)r;
+                q2 += (int64_t)r * r;
+            }
+        }
+        if (ok) {
+            double rs = 0.0;
+            for (size_t k = 0; k < D; k++) {
+                double e = (double)v[k] - (double)sf * (double)q[k];
+                rs += e * e;
+            }
+            *scale = sf;
+            *qnorm = (double)sf * sqrt((double)q2);
+            *resid = sqrt(rs);
+            return true;
+        }
+        s *= 1.001;
+    }
+}
+
+/* Word k4 of an 8-bit vector: components 4 k4 .. 4 k4 + 3 from the low
+ * byte up, offset by off (128 for sessions, 0 for items); pad components
+ * are 0 (items) or 128 (sessions: times an item's pad 0). */
+static inline int32_t quad(const int8_t *q, size_t D, size_t k4, int off) {
+    uint32_t w = 0;
+    for (size_t b = 0; b < 4; b++) {
+        size_t k = 4 * k4 + b;
+        int v = (k < D ? q[k] : 0) + off;
+        w |= (uint32_t)(uint8_t)v << (8 * b);
+    }
+    return (int32_t)w;
+}
+
 static inline int32_t pair(const int16_t *q, size_t D, size_t k2) {
     uint32_t lo = (uint16_t)q[2 * k2], hi = 2 * k2 + 1 < D ? (uint16_t)q[2 * k2 + 1] : 0u;
     return (int32_t)(lo | hi << 16);
@@ -109,6 +165,7 @@ void rr_screen_free(rr_screen *s) {
     if (!s) return;
     rr_free_aligned(s->wq);
     rr_free_aligned(s->wt);
+    free(s->cq);
     free(s->ws);
     free(s->rho);
     free(s->rn);
@@ -116,18 +173,21 @@ void rr_screen_free(rr_screen *s) {
     free(s);
 }
 
-rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t N, size_t D, rr_error *err) {
+rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t N, size_t D, int bits,
+                        rr_error *err) {
     *out = NULL;
     if (!rr_screen_supported() || N == 0 || D == 0) return RR_OK;
+    if (bits != 8 || D > 1040) bits = 16;
     rr_screen *s = calloc(1, sizeof *s);
-    size_t D2 = (D + 1) / 2, cells, bytes;
-    if (!s || !rr_mul_size(N, D2, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes)) {
+    size_t nw = bits == 8 ? (D + 3) / 4 : (D + 1) / 2, cells, bytes;
+    if (!s || !rr_mul_size(N, nw, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes)) {
         free(s);
         return rr_err(err, RR_ERR_NOMEM, "screen: %zu items x %zu is too large", N, D);
     }
     s->N = N;
     s->D = D;
-    s->D2 = D2;
+    s->nw = nw;
+    s->bits = bits;
     s->b = b;
     s->gamma = (double)D * U / (1.0 - (double)D * U);
     s->wq = rr_alloc_aligned(bytes);
@@ -135,23 +195,39 @@ rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t 
     s->rho = rr_malloc_n(N, sizeof *s->rho);
     s->rn = rr_malloc_n(N, sizeof *s->rn);
     s->beta = rr_malloc_n(N, sizeof *s->beta);
+    if (bits == 8) s->cq = rr_malloc_n(N, sizeof *s->cq);
     int16_t *q = rr_malloc_n(D, sizeof *q);
-    if (!s->wq || !s->ws || !s->rho || !s->rn || !s->beta || !q) {
+    int8_t *q8 = rr_malloc_n(D, sizeof *q8);
+    if (!s->wq || !s->ws || !s->rho || !s->rn || !s->beta || (bits == 8 && !s->cq) || !q || !q8) {
         free(q);
+        free(q8);
         rr_screen_free(s);
         return rr_err(err, RR_ERR_NOMEM, "screen: out of memory for %zu items x %zu", N, D);
     }
     bool ok = true;
     for (size_t j = 0; j < N && ok; j++) {
         double n, qn, rs;
-        ok = isfinite(b[j]) && fabs((double)b[j]) <= MAG_MAX && quantise(W + j * D, D, q, &s->ws[j], &n, &qn, &rs);
+        ok = isfinite(b[j]) && fabs((double)b[j]) <= MAG_MAX;
+        if (ok && bits == 8) {
+            ok = quantise8(W + j * D, D, q8, &s->ws[j], &n, &qn, &rs);
+            if (ok) {
+                int32_t sum = 0;
+                for (size_t k = 0; k < D; k++) sum += q8[k];
+                s->cq[j] = 128 * sum;
+                for (size_t k4 = 0; k4 < nw; k4++) s->wq[j * nw + k4] = quad(q8, D, k4, 0);
+            }
+        } else if (ok) {
+            ok = quantise(W + j * D, D, q, &s->ws[j], &n, &qn, &rs);
+            if (ok)
+                for (size_t k2 = 0; k2 < nw; k2++) s->wq[j * nw + k2] = pair(q, D, k2);
+        }
         if (!ok) break;
-        for (size_t k2 = 0; k2 < D2; k2++) s->wq[j * D2 + k2] = pair(q, D, k2);
         s->rho[j] = float_up(MARGIN * rs);
         s->rn[j] = float_up(MARGIN * n);
         s->beta[j] = float_up(MARGIN * (11.0 * U * fabs((double)b[j]) + SIGMA));
     }
     free(q);
+    free(q8);
     if (!ok) {
         rr_screen_free(s); /* not screenable: the caller keeps to the exact path */
         return RR_OK;
@@ -162,22 +238,23 @@ rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t 
 
 rr_status rr_screen_add_blocks(rr_screen *s, rr_error *err) {
     if (s->wt) return RR_OK;
-    const size_t nb = (s->N + T - 1) / T, D2 = s->D2;
+    const size_t nb = (s->N + T - 1) / T, nw = s->nw;
     size_t cells, bytes;
-    if (!rr_mul_size(nb, D2 * T, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes))
+    if (!rr_mul_size(nb, nw * T, &cells) || !rr_mul_size(cells, sizeof(int32_t), &bytes))
         return rr_err(err, RR_ERR_NOMEM, "screen: %zu items x %zu is too large", s->N, s->D);
     s->wt = rr_alloc_aligned(bytes); /* zeroed: the pad items */
     if (!s->wt) return rr_err(err, RR_ERR_NOMEM, "screen: out of memory for %zu items x %zu", s->N, s->D);
     for (size_t j = 0; j < s->N; j++)
-        for (size_t k2 = 0; k2 < D2; k2++) s->wt[((j / T) * D2 + k2) * T + j % T] = s->wq[j * D2 + k2];
+        for (size_t k2 = 0; k2 < nw; k2++) s->wt[((j / T) * nw + k2) * T + j % T] = s->wq[j * nw + k2];
     return RR_OK;
 }
 
 void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const float *const *vecs, size_t n) {
-    const size_t D = s->D, D2 = s->D2;
+    const size_t D = s->D, nw = s->nw;
     int16_t q[2 * 1024];
     int16_t *qb = D <= 2 * 1024 ? q : rr_malloc_n(D, sizeof *qb);
-    memset(hq, 0, D2 * T * sizeof *hq);
+    int8_t *q8 = (int8_t *)qb; /* bits 8: D <= 1040 bytes */
+    memset(hq, 0, nw * T * sizeof *hq);
     for (size_t i = 0; i < T; i++) {
         ln->sh[i] = 0.0f;
         ln->a[i] = 0.0f;
@@ -186,11 +263,13 @@ void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const 
     for (size_t i = 0; i < n; i++) {
         double nn, qn, rs;
         float sc;
-        if (!qb || !quantise(vecs[i], D, qb, &sc, &nn, &qn, &rs)) {
+        bool ok = qb && (s->bits == 8 ? quantise8(vecs[i], D, q8, &sc, &nn, &qn, &rs)
+                                      : quantise(vecs[i], D, qb, &sc, &nn, &qn, &rs));
+        if (!ok) {
             ln->a[i] = INFINITY; /* never decided by the screen */
             continue;
         }
-        for (size_t k2 = 0; k2 < D2; k2++) hq[k2 * T + i] = pair(qb, D, k2);
+        for (size_t k = 0; k < nw; k++) hq[k * T + i] = s->bits == 8 ? quad(q8, D, k, 128) : pair(qb, D, k);
         ln->sh[i] = sc;
         ln->a[i] = float_up(MARGIN * (1.0 + 7.0 * U) * qn);
         ln->c[i] = float_up(MARGIN * (rs + s->gamma * nn + 7.0 * U * qn));
@@ -204,46 +283,67 @@ float rr_screen_delta(const rr_screen *s, const rr_screen_lanes *ln, size_t i, s
 
 /* ---------------------------------------------------------------- kernels */
 
+/* The exact integer P of session word x and item word y (one int32 of each):
+ * the sum of the component products, as the instruction computes it. */
+static inline int64_t word_dot(int32_t x, int32_t y, int bits) {
+    if (bits == 8) {
+        int64_t acc = 0;
+        for (int b = 0; b < 4; b++)
+            acc += (int64_t)(uint8_t)((uint32_t)x >> (8 * b)) * (int8_t)(uint8_t)((uint32_t)y >> (8 * b));
+        return acc;
+    }
+    return (int64_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff) +
+           (int64_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
+}
+
+/* P from the instruction's sum: minus the 128 offset of 8-bit sessions. */
+static inline int32_t word_fix(const rr_screen *s, size_t j, int64_t acc) {
+    return (int32_t)(s->bits == 8 ? acc - s->cq[j] : acc);
+}
+
 /* Y = fma(float(P), sh sw_j, b_j): one rounding fewer than screen.h counts. */
 static void tile_plain(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1,
                        float *out) {
-    const size_t D2 = s->D2;
+    const size_t nw = s->nw;
     for (size_t j = j0; j < j1; j++) {
-        const int32_t *w = s->wq + j * D2;
+        const int32_t *w = s->wq + j * nw;
         for (size_t i = 0; i < T; i++) {
             int64_t acc = 0;
-            for (size_t k2 = 0; k2 < D2; k2++) {
-                int32_t x = hq[k2 * T + i], y = w[k2];
-                acc += (int64_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff) +
-                       (int64_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
-            }
-            out[(j - j0) * T + i] = fmaf((float)(int32_t)acc, ln->sh[i] * s->ws[j], s->b[j]);
+            for (size_t k = 0; k < nw; k++) acc += word_dot(hq[k * T + i], w[k], s->bits);
+            out[(j - j0) * T + i] = fmaf((float)word_fix(s, j, acc), ln->sh[i] * s->ws[j], s->b[j]);
         }
     }
 }
 
 #ifdef HAVE_VNNI_PATH
-#define WP(q) *w##q = W + (j + q < j1 ? j + q : j1 - 1) * D2
-/* vpdpwssd with the item's pair as an embedded {1to16} broadcast operand:
- * one instruction (gcc 12 emits a separate vpbroadcastd for the
+#define WP(q) *w##q = W + (j + q < j1 ? j + q : j1 - 1) * nw
+/* vpdpwssd / vpdpbusd with the item's word as an embedded {1to16} broadcast
+ * operand: one instruction (gcc 12 emits a separate vpbroadcastd for the
  * intrinsic form). */
-#define DP(q) __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(a##q) : "v"(hv), "m"(w##q[k2]))
-#define ST(q)                                                                                      \
-    do {                                                                                           \
-        if (j + q < j1)                                                                            \
-            _mm512_store_ps(o + q * T, _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##q),                   \
+#define DP(q)                                                                        \
+    do {                                                                             \
+        if (i8) __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(a##q) : "v"(hv), "m"(w##q[k])); \
+        else __asm__("vpdpwssd %2%{1to16%}, %1, %0" : "+v"(a##q) : "v"(hv), "m"(w##q[k]));    \
+    } while (0)
+#define ST(q)                                                                                        \
+    do {                                                                                             \
+        if (j + q < j1) {                                                                            \
+            __m512i pq = i8 ? _mm512_sub_epi32(a##q, _mm512_set1_epi32(cq[j + q])) : a##q;           \
+            _mm512_store_ps(o + q * T, _mm512_fmadd_ps(_mm512_cvtepi32_ps(pq),                       \
                                                        _mm512_mul_ps(shv, _mm512_set1_ps(ws[j + q])), \
-                                                       _mm512_set1_ps(b[j + q])));                 \
+                                                       _mm512_set1_ps(b[j + q])));                   \
+        }                                                                                            \
     } while (0)
 
 /* 16 sessions x 12 items per step.  As in head.c, each k step prefetches
- * one cache line of the next group's rows (D2 lines of 64 bytes >= the 48
- * D2 bytes of 12 rows); items past j1 re-read row j1-1 and are not stored. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(const rr_screen *s, const int32_t *hq,
-                                                                          const rr_screen_lanes *ln, size_t j0,
-                                                                          size_t j1, float *out) {
-    const size_t D2 = s->D2;
-    const int32_t *W = s->wq;
+ * one cache line of the next group's rows (nw lines of 64 bytes >= the 48
+ * nw bytes of 12 rows); items past j1 re-read row j1-1 and are not stored.
+ * i8 is a constant in each instance below. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void
+tile_vnni_body(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t j0, size_t j1, float *out,
+               const int i8) {
+    const size_t nw = s->nw;
+    const int32_t *W = s->wq, *cq = s->cq;
     const float *ws = s->ws, *b = s->b;
     const __m512 shv = _mm512_loadu_ps(ln->sh);
     for (size_t j = j0; j < j1; j += 12) {
@@ -251,10 +351,10 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(con
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0,
                 a8 = a0, a9 = a0, a10 = a0, a11 = a0;
         size_t nx = j + 12 < s->N ? j + 12 : s->N - 1;
-        const uintptr_t pf = (uintptr_t)(W + nx * D2);
+        const uintptr_t pf = (uintptr_t)(W + nx * nw);
         const int32_t *p = hq;
-        for (size_t k2 = 0; k2 < D2; k2++, p += T) {
-            _mm_prefetch((const char *)(pf + 64 * k2), _MM_HINT_T0);
+        for (size_t k = 0; k < nw; k++, p += T) {
+            _mm_prefetch((const char *)(pf + 64 * k), _MM_HINT_T0);
             __m512i hv = _mm512_load_si512((const void *)p);
             DP(0);
             DP(1);
@@ -284,13 +384,25 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni(con
         ST(11);
     }
 }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni16(const rr_screen *s, const int32_t *hq,
+                                                                            const rr_screen_lanes *ln, size_t j0,
+                                                                            size_t j1, float *out) {
+    tile_vnni_body(s, hq, ln, j0, j1, out, 0);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void tile_vnni8(const rr_screen *s, const int32_t *hq,
+                                                                           const rr_screen_lanes *ln, size_t j0,
+                                                                           size_t j1, float *out) {
+    tile_vnni_body(s, hq, ln, j0, j1, out, 1);
+}
 #endif
 
 /* One session against 16-item blocks: lane = item.  Y = fma(float(P),
  * sh sw_j, b_j) as in the tile kernels. */
 static void items_plain(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
                         float *out) {
-    const size_t D2 = s->D2;
+    const size_t nw = s->nw;
     for (size_t bl = b0; bl < b1; bl++)
         for (size_t i = 0; i < T; i++) {
             size_t j = bl * T + i;
@@ -300,50 +412,53 @@ static void items_plain(const rr_screen *s, const int32_t *hq, const rr_screen_l
                 continue;
             }
             int64_t acc = 0;
-            for (size_t k2 = 0; k2 < D2; k2++) {
-                int32_t x = hq[k2 * T], y = s->wt[(bl * D2 + k2) * T + i];
-                acc += (int64_t)(int16_t)(x & 0xffff) * (int16_t)(y & 0xffff) +
-                       (int64_t)(int16_t)((uint32_t)x >> 16) * (int16_t)((uint32_t)y >> 16);
-            }
-            *o = fmaf((float)(int32_t)acc, ln->sh[0] * s->ws[j], s->b[j]);
+            for (size_t k = 0; k < nw; k++) acc += word_dot(hq[k * T], s->wt[(bl * nw + k) * T + i], s->bits);
+            *o = fmaf((float)word_fix(s, j, acc), ln->sh[0] * s->ws[j], s->b[j]);
         }
 }
 
 #ifdef HAVE_VNNI_PATH
-#define BD(q) a##q = _mm512_dpwssd_epi32(a##q, hv, _mm512_load_si512((const void *)(w + (q) * D2 * T + k2 * T)))
+#define BD(q)                                                                                       \
+    do {                                                                                            \
+        __m512i wv = _mm512_load_si512((const void *)(w + (q) * nw * T + k * T));                   \
+        a##q = i8 ? _mm512_dpbusd_epi32(a##q, hv, wv) : _mm512_dpwssd_epi32(a##q, hv, wv);          \
+    } while (0)
 #define BS(q)                                                                                      \
     do {                                                                                           \
         if (bl + q < b1) {                                                                         \
             size_t j = (bl + q) * T;                                                               \
             __m512 sw, bb;                                                                         \
+            __m512i p = a##q;                                                                      \
             if (j + T <= s->N) {                                                                   \
                 sw = _mm512_loadu_ps(s->ws + j);                                                   \
                 bb = _mm512_loadu_ps(s->b + j);                                                    \
+                if (i8) p = _mm512_sub_epi32(p, _mm512_loadu_si512((const void *)(s->cq + j)));    \
             } else {                                                                               \
                 __mmask16 m = (__mmask16)((1u << (s->N - j)) - 1u);                                \
                 sw = _mm512_maskz_loadu_ps(m, s->ws + j);                                          \
                 bb = _mm512_maskz_loadu_ps(m, s->b + j);                                           \
+                if (i8) p = _mm512_sub_epi32(p, _mm512_maskz_loadu_epi32(m, s->cq + j));           \
             }                                                                                      \
             _mm512_storeu_ps(out + (bl + q - b0) * T,                                              \
-                             _mm512_fmadd_ps(_mm512_cvtepi32_ps(a##q), _mm512_mul_ps(shv, sw), bb)); \
+                             _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(shv, sw), bb));  \
         }                                                                                          \
     } while (0)
 
 /* 6 blocks (96 items) per step: six independent accumulator chains, the
- * session's pair broadcast once per k step. */
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni(const rr_screen *s, const int32_t *hq,
-                                                                           const rr_screen_lanes *ln, size_t b0,
-                                                                           size_t b1, float *out) {
-    const size_t D2 = s->D2, nb = (s->N + T - 1) / T;
+ * session's word broadcast once per k step. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) static inline void
+items_vnni_body(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1, float *out,
+                const int i8) {
+    const size_t nw = s->nw, nb = (s->N + T - 1) / T;
     const __m512 shv = _mm512_set1_ps(ln->sh[0]);
     for (size_t bl = b0; bl < b1; bl += 6) {
         /* blocks past b1 re-read block nb-1 and are not stored */
-        const int32_t *w = s->wt + bl * D2 * T;
+        const int32_t *w = s->wt + bl * nw * T;
         size_t last = nb - 1 - bl; /* blocks from bl that exist */
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
         if (last >= 5) {
-            for (size_t k2 = 0; k2 < D2; k2++) {
-                __m512i hv = _mm512_set1_epi32(hq[k2 * T]);
+            for (size_t k = 0; k < nw; k++) {
+                __m512i hv = _mm512_set1_epi32(hq[k * T]);
                 BD(0);
                 BD(1);
                 BD(2);
@@ -352,8 +467,8 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni(co
                 BD(5);
             }
         } else {
-            for (size_t k2 = 0; k2 < D2; k2++) {
-                __m512i hv = _mm512_set1_epi32(hq[k2 * T]);
+            for (size_t k = 0; k < nw; k++) {
+                __m512i hv = _mm512_set1_epi32(hq[k * T]);
                 BD(0);
                 if (last >= 1) BD(1);
                 if (last >= 2) BD(2);
@@ -369,6 +484,18 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni(co
         BS(5);
     }
 }
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni16(const rr_screen *s, const int32_t *hq,
+                                                                             const rr_screen_lanes *ln, size_t b0,
+                                                                             size_t b1, float *out) {
+    items_vnni_body(s, hq, ln, b0, b1, out, 0);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void items_vnni8(const rr_screen *s, const int32_t *hq,
+                                                                            const rr_screen_lanes *ln, size_t b0,
+                                                                            size_t b1, float *out) {
+    items_vnni_body(s, hq, ln, b0, b1, out, 1);
+}
 #endif
 
 void rr_screen_items(const rr_screen *s, const int32_t *hq, const rr_screen_lanes *ln, size_t b0, size_t b1,
@@ -376,7 +503,8 @@ void rr_screen_items(const rr_screen *s, const int32_t *hq, const rr_screen_lane
     if (b1 <= b0) return;
 #ifdef HAVE_VNNI_PATH
     if (cpu_vnni() && !force_off) {
-        items_vnni(s, hq, ln, b0, b1, out);
+        if (s->bits == 8) items_vnni8(s, hq, ln, b0, b1, out);
+        else items_vnni16(s, hq, ln, b0, b1, out);
         return;
     }
 #endif
@@ -388,7 +516,8 @@ void rr_screen_tile(const rr_screen *s, const int32_t *hq, const rr_screen_lanes
     if (j1 <= j0) return;
 #ifdef HAVE_VNNI_PATH
     if (cpu_vnni() && !force_off) {
-        tile_vnni(s, hq, ln, j0, j1, out);
+        if (s->bits == 8) tile_vnni8(s, hq, ln, j0, j1, out);
+        else tile_vnni16(s, hq, ln, j0, j1, out);
         return;
     }
 #endif

@@ -4,8 +4,8 @@
  * matters (the target's score, the k-th best score).
  *
  * Scores are s_j = h . w_j + b_j, h a D-vector, w_j row j of an (N, D)
- * table.  Both sides are quantised to 16-bit integers with one scale per
- * vector:
+ * table.  Both sides are quantised to 16-bit (or 8-bit) integers with one
+ * scale per vector:
  *   w_j = sw_j q_j + w~_j,     h = sh p + h~      (q, p int16; w~, h~ the rest)
  * and the screen score is computed with AVX-512 VNNI (vpdpwssd: int16 pairs
  * multiplied and summed into int32 lanes, no rounding at all):
@@ -18,6 +18,18 @@
  * ~1.6e-3 for bf16 operands (vdpbf16ps), which run at the same instruction
  * rate on Zen 4 (bench/bench_eval.c measures both): the uncertain band is
  * that much narrower (docs/rnn.md).
+ *
+ * The 8-bit variant (bits = 8) quantises by the largest component instead:
+ * |q_k|, |p_k| <= 127, and vpdpbusd multiplies the session's components,
+ * stored offset by 128 as unsigned bytes, with the item's signed ones, four
+ * at a time: sum_k (p_k + 128) q_k = P + 128 sum_k q_k, so the kernel
+ * subtracts cq_j = 128 sum_k q_k, an exact integer (|P| <= 127^2 D < 2^24
+ * for D <= 1040, where fl(P) is also exact).  It issues the same number of
+ * instructions for twice the multiply-adds, the table is half the bytes, and
+ * the residuals (hence Delta) are some 50 to 100 times larger for
+ * Gaussian-like vectors of 100 to 512 components: more items land in the
+ * band and are rescored exactly.  Everything below holds for
+ * both; the results after rescoring are the same bits.
  *
  * The bound.  Let x_j be the exact score of head.h (an fp32 fma chain over
  * k = 0..D-1, then + b_j; u = 2^-24, gamma_D = D u / (1 - D u)).  With
@@ -64,14 +76,18 @@
 #define RR_SCREEN_TILE 16 /* sessions per tile, one per int32 lane */
 
 typedef struct rr_screen {
-    size_t N, D, D2;  /* items, width, D2 = ceil(D / 2) int16 pairs per row */
-    int32_t *wq;      /* (N, D2) q_j, element 2k in the low half of pair k, pad 0 */
+    size_t N, D, nw;  /* items, width, nw int32 words per row: ceil(D / 2) int16
+                       * pairs (bits 16) or ceil(D / 4) int8 quads (bits 8) */
+    int bits;         /* 16 or 8 */
+    int32_t *wq;      /* (N, nw) q_j, element 2k (4k) in the low half (byte) of
+                       * word k, then upwards; pad 0 */
+    int32_t *cq;      /* (N) 128 sum_k q_jk (bits 8; NULL for 16) */
     float *ws;        /* (N) sw_j */
     float *rho;       /* (N) M rho_j */
     float *rn;        /* (N) M r_j */
     float *beta;      /* (N) M (11u |b_j| + sigma) */
     const float *b;   /* (N) the biases (not owned) */
-    int32_t *wt;      /* (ceil(N / 16), D2, 16) the same pairs in 16-item blocks,
+    int32_t *wt;      /* (ceil(N / 16), nw, 16) the same pairs in 16-item blocks,
                        * item-major (rr_screen_add_blocks; NULL until then) */
     double gamma;     /* gamma_D */
 } rr_screen;
@@ -88,14 +104,16 @@ typedef struct rr_screen_lanes {
 bool rr_screen_supported(void);
 void rr_screen_force_off(int on);
 
-/* Builds the quantised table of W (N, D) and b (N), which must outlive it.
+/* Builds the bits-bit (16 or 8; D <= 1040 for 8, else 16 is used) quantised
+ * table of W (N, D) and b (N), which must outlive it.
  * *out is set to NULL (and RR_OK returned) when the table cannot be
  * screened (see above) or the CPU lacks the instructions: callers then use
  * their exact path.  Free with rr_screen_free (NULL is fine). */
-rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t N, size_t D, rr_error *err);
+rr_status rr_screen_new(rr_screen **out, const float *W, const float *b, size_t N, size_t D, int bits,
+                        rr_error *err);
 void rr_screen_free(rr_screen *s);
 
-/* hq (D2, RR_SCREEN_TILE) = the n <= RR_SCREEN_TILE vectors vecs[i] (D
+/* hq (nw, RR_SCREEN_TILE) = the n <= RR_SCREEN_TILE vectors vecs[i] (D
  * floats each) quantised, one per lane; lanes from n on are zero. */
 void rr_screen_pack(const rr_screen *s, int32_t *hq, rr_screen_lanes *ln, const float *const *vecs, size_t n);
 

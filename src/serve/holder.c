@@ -146,7 +146,7 @@ static rr_status quote_ids(srv_model *sm, rr_error *err) {
     return RR_OK;
 }
 
-rr_status srv_model_load(const char *path, srv_model **out, rr_error *err) {
+rr_status srv_model_load(const char *path, int screen_bits, srv_model **out, rr_error *err) {
     *out = NULL;
     double t0 = rr_now();
     rr_model *m = NULL;
@@ -190,10 +190,12 @@ rr_status srv_model_load(const char *path, srv_model **out, rr_error *err) {
     /* The quantised screen of a linear head (nn/screen.h): the batcher ranks
      * with it, same results bit for bit, fewer exact scores.  NULL (exact
      * engine only) when the head cannot be screened or the CPU lacks
-     * AVX-512 VNNI. */
+     * AVX-512 VNNI.  8 bits by default: a top list only needs the items near
+     * the k-th best score, so the wider band of 8 bits costs little, and the
+     * kernel does twice the multiply-adds (measured in docs/serve.md). */
     rr_head hd;
-    if (rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR) {
-        s = rr_screen_new(&sm->screen, hd.W, hd.b, hd.N, hd.D, err);
+    if (screen_bits && rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR) {
+        s = rr_screen_new(&sm->screen, hd.W, hd.b, hd.N, hd.D, screen_bits, err);
         if (s) {
             srv_model_unref(sm);
             return s;

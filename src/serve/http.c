@@ -218,6 +218,7 @@ void rr_server_opts_default(rr_server_opts *o) {
     o->max_batch = 64;
     o->batch_align = 1;
     o->light_split = 1;
+    o->screen_bits = 8;
     o->max_queue = 4096;
     o->max_sessions = 100000;
     o->session_ttl = 1800;
@@ -246,6 +247,7 @@ const char *rr_server_opts_check(const rr_server_opts *o) {
     if (o->max_connections < 1 || o->max_connections > 65536) return "max-connections must be in 1..65536";
     if (!(o->read_timeout > 0)) return "read-timeout must be > 0";
     if (!(o->idle_timeout >= 1) || o->idle_timeout > 86400) return "idle-timeout must be in 1..86400";
+    if (o->screen_bits != 0 && o->screen_bits != 8 && o->screen_bits != 16) return "screen-bits must be 8, 16 or 0";
     return NULL;
 }
 
@@ -256,7 +258,7 @@ rr_status rr_server_reload(rr_server *s, rr_error *err) {
     if (!err) err = &local;
     pthread_mutex_lock(&s->reload_mu);
     srv_model *nm = NULL;
-    rr_status st = srv_model_load(s->model_path, &nm, err);
+    rr_status st = srv_model_load(s->model_path, s->o.screen_bits, &nm, err);
     srv_model *old = srv_model_acquire(s);
     if (!st) {
         nm->gen = s->next_gen + 1;

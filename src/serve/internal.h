@@ -82,8 +82,9 @@ typedef struct srv_model {
 } srv_model;
 
 /* Loads and validates path (and reads its container for the metadata
- * listing and shape fingerprint); gen/epoch are set by the caller. */
-rr_status srv_model_load(const char *path, srv_model **out, rr_error *err);
+ * listing and shape fingerprint), with a screen_bits screen (0: none);
+ * gen/epoch are set by the caller. */
+rr_status srv_model_load(const char *path, int screen_bits, srv_model **out, rr_error *err);
 /* Builds info/brief once gen is known. */
 rr_status srv_model_describe(srv_model *sm, const char *path, rr_error *err);
 /* 1 when sessions built on a can be replayed on b (same kind, items and
