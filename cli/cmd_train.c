@@ -422,11 +422,18 @@ int cmd_train(int argc, char **argv) {
     rr_dataset *train = NULL, *valid = NULL;
     rr_model *m = NULL;
     int ret = RR_EXIT_OK;
-    if (rr_dataset_read(pos[0], &c.ro, &train, &err) != RR_OK ||
-        (c.valid && rr_dataset_read(c.valid, &c.ro, &valid, &err) != RR_OK)) {
+    if (rr_dataset_read(pos[0], &c.ro, &train, &err) != RR_OK) {
         ret = cli_fail(cmd, &err);
         goto done;
     }
+    /* training never reads the original session ids: 7 MB on diginetica
+     * (docs/rnn.md, peak memory) */
+    rr_dataset_drop_session_ids(train);
+    if (c.valid && rr_dataset_read(c.valid, &c.ro, &valid, &err) != RR_OK) {
+        ret = cli_fail(cmd, &err);
+        goto done;
+    }
+    rr_dataset_drop_session_ids(valid);
     double t1 = rr_now();
     rr_status ts = rr_model_train(&m, train, valid, &c.tp, &err);
     /* MPI: the outcome is the same on every rank; rank 0 saves and reports */

@@ -106,6 +106,11 @@ void rr_read_opts_default(rr_read_opts *o);
 rr_status rr_dataset_read(const char *path, const rr_read_opts *o,
                           rr_dataset **out, rr_error *err);
 void rr_dataset_free(rr_dataset *d);
+/* Frees d's original session ids (vocabulary and row map, about 40 bytes a
+ * session) when d will only be trained or evaluated on: nothing there reads
+ * them.  Afterwards rr_dataset_write_tsv and the rr_prep functions refuse d
+ * (RR_ERR_ARG). */
+void rr_dataset_drop_session_ids(rr_dataset *d);
 size_t rr_dataset_n_events(const rr_dataset *d);
 size_t rr_dataset_n_sessions(const rr_dataset *d);
 size_t rr_dataset_n_items(const rr_dataset *d);

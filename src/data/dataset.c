@@ -24,6 +24,14 @@ void rr_dataset_free(rr_dataset *d) {
     free(d);
 }
 
+void rr_dataset_drop_session_ids(rr_dataset *d) {
+    if (!d) return;
+    rr_vocab_clear(&d->sessions);
+    free(d->sess_id);
+    d->sess_id = NULL;
+    d->session_ids_dropped = 1;
+}
+
 rr_status rr_sessions_alloc(rr_sessions *s, size_t n_sessions, size_t n_events, rr_error *err) {
     memset(s, 0, sizeof *s);
     size_t n1;

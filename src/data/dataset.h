@@ -25,6 +25,7 @@ struct rr_dataset {
     int32_t *sess_id;   /* (n_sessions) session row -> index in `sessions` */
     rr_sessions s;
     size_t n_bad_rows;  /* rows skipped under max_bad_rows */
+    int session_ids_dropped; /* rr_dataset_drop_session_ids: `sessions` and sess_id are gone */
 };
 
 /* Allocates an empty dataset (vocabularies initialised, no sessions). */

@@ -52,6 +52,7 @@ void rr_prep_work_free(rr_prep_work *w) {
 rr_status rr_prep_work_init(rr_prep_work *w, const rr_dataset *in, double gap, rr_error *err) {
     memset(w, 0, sizeof *w);
     rr_vocab_init(&w->names);
+    if (in->session_ids_dropped) return rr_err(err, RR_ERR_ARG, "prep: the dataset's session ids were dropped");
     const rr_sessions *s = &in->s;
     w->items = &in->items;
     /* Number of sessions after cutting. */

@@ -113,6 +113,7 @@ static rr_status write_rows(FILE *f, void *user, rr_error *err) {
 
 rr_status rr_dataset_write_tsv(const rr_dataset *d, const char *path, rr_error *err) {
     if (!d || !path) return rr_err(err, RR_ERR_ARG, "rr_dataset_write_tsv: NULL argument");
+    if (d->session_ids_dropped) return rr_err(err, RR_ERR_ARG, "%s: the dataset's session ids were dropped", path);
     wctx c = {d, path};
     return rr_write_atomic(path, write_rows, &c, err);
 }
