@@ -41,6 +41,9 @@ size_t srv_shard_of(const struct rr_server *s, const char *sid, size_t len) {
     return (size_t)(rr_hash_bytes(sid, len, 0x51A4D) % s->n_shards);
 }
 
+/* Sessions past the last whole tile that are ranked one at a time. */
+#define SMALL_REST 4
+
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -108,12 +111,26 @@ static rr_status rank_states(const srv_model *sm, rr_state *const *states, size_
     }
     /* The live rows are ranked into ltop/lscore, then every row is put
      * in its state's place; all empty states share one popularity list
-     * (they have nothing to exclude), computed into the first one's row. */
-    if (n_live) {
+     * (they have nothing to exclude), computed into the first one's row.
+     * Whole tiles of 16 go through the fused engine; a remainder of up to
+     * SMALL_REST sessions goes one at a time through the item-major kernel
+     * (16 items per instruction instead of 16 sessions), which costs about
+     * a fifth of a tile per session: a lone request is ranked in ~80 us
+     * instead of ~380 (H 100, 41,581 items, docs/serve.md).  Both give the
+     * exact engine's lists, bit for bit. */
+    size_t n_tiled = n_live, rest = n_live % RR_HEAD_TILE;
+    if (sm->screen->wt && rest <= SMALL_REST && kq <= RR_FUSED_MERGE_MAX) n_tiled = n_live - rest;
+    if (n_tiled) {
         int nt = sc->threads > 0 ? sc->threads : rank_threads();
-        rr_fused_job job = {&hd, sc->vecs, n_live, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, nt};
+        rr_fused_job job = {&hd, sc->vecs, n_tiled, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, nt};
         rr_fused_out out = {NULL, NULL, NULL, sc->ltop, sc->lscore, sc->ntop};
         rr_status s = rr_fused_rank_screened(&job, sm->screen, &sc->fz, &out, err);
+        if (s) return s;
+    }
+    for (size_t j = n_tiled; j < n_live; j++) {
+        rr_status s = rr_head_topk_screened(&hd, sm->screen, sc->vecs[j], excl ? sc->seen[j] : NULL,
+                                            excl ? sc->n_seen[j] : 0, kq, sc->ltop + j * kq, sc->lscore + j * kq,
+                                            &sc->ntop[j], &sc->hs, err);
         if (s) return s;
     }
     size_t first_empty = SIZE_MAX;
@@ -193,6 +210,7 @@ rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, sr
 
 void srv_scorer_free(srv_scorer *sc) {
     rr_fused_scratch_free(sc->fz);
+    rr_head_screen_scratch_free(sc->hs);
     free(sc->states);
     free(sc->vecs);
     free(sc->seen);

@@ -196,6 +196,8 @@ rr_status srv_model_load(const char *path, int screen_bits, srv_model **out, rr_
     rr_head hd;
     if (screen_bits && rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR) {
         s = rr_screen_new(&sm->screen, hd.W, hd.b, hd.N, hd.D, screen_bits, err);
+        /* the item-major blocks too, for batches of a few sessions */
+        if (!s && sm->screen) s = rr_screen_add_blocks(sm->screen, err);
         if (s) {
             srv_model_unref(sm);
             return s;

@@ -150,6 +150,7 @@ typedef struct srv_scorer {
     int32_t *ltop;                  /* (cap_nk) the same for the states with items */
     float *lscore;                  /* (cap_nk) */
     struct rr_fused_scratch *fz;    /* the fused engine's buffers */
+    struct rr_head_screen_scratch *hs; /* the one-session screened path's */
     int threads;                    /* threads for the next call (0: the batcher's own) */
 } srv_scorer;
 
