@@ -30,7 +30,7 @@ int cmd_serve(int argc, char **argv) {
     rr_server_opts_default(&o);
     size_t port = o.port, mem_mb = o.session_memory >> 20;
     long threads = 0, batchers = 1, screen_bits = o.screen_bits;
-    int no_align = 0, no_split = 0;
+    int no_align = 0;
     double drain = 10;
     const char *level = "warn";
     const cli_opt opts[] = {
@@ -40,7 +40,6 @@ int cmd_serve(int argc, char **argv) {
         {"batchers", 0, OPT_LONG, &batchers, "N", "scoring threads / session shards (0: all cores)", NULL, 0},
         {"max-batch", 0, OPT_SIZE, &o.max_batch, "N", "sessions scored per rr_recommend call", NULL, 0},
         {"no-batch-align", 0, OPT_FLAG, &no_align, NULL, "score whatever is queued, not whole 16-session tiles", NULL, 0},
-        {"no-light-split", 0, OPT_FLAG, &no_split, NULL, "never split a lone small batch over the idle cores", NULL, 0},
         {"screen-bits", 0, OPT_LONG, &screen_bits, "N", "quantised screen ahead of exact scoring: 8 or 16 bits, 0 off (same results)", NULL, 0},
         {"max-queue", 0, OPT_SIZE, &o.max_queue, "N", "sessions waiting to be scored before 503", NULL, 0},
         {"max-sessions", 0, OPT_SIZE, &o.max_sessions, "N", "live sessions kept (LRU eviction)", NULL, 0},
@@ -86,7 +85,6 @@ int cmd_serve(int argc, char **argv) {
     o.threads = (int)threads;
     o.batchers = (int)batchers;
     o.batch_align = !no_align;
-    o.light_split = !no_split;
     o.screen_bits = screen_bits == 8 || screen_bits == 16 ? (int)screen_bits : screen_bits == 0 ? 0 : -1;
     o.session_memory = mem_mb << 20;
     o.log_requests = lv >= 2;

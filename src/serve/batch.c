@@ -121,7 +121,7 @@ static rr_status rank_states(const srv_model *sm, rr_state *const *states, size_
     size_t n_tiled = n_live, rest = n_live % RR_HEAD_TILE;
     if (sm->screen->wt && rest <= SMALL_REST && kq <= RR_FUSED_MERGE_MAX) n_tiled = n_live - rest;
     if (n_tiled) {
-        int nt = sc->threads > 0 ? sc->threads : rank_threads();
+        int nt = rank_threads();
         rr_fused_job job = {&hd, sc->vecs, n_tiled, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, nt};
         rr_fused_out out = {NULL, NULL, NULL, sc->ltop, sc->lscore, sc->ntop};
         rr_status s = rr_fused_rank_screened(&job, sm->screen, &sc->fz, &out, err);
@@ -425,16 +425,6 @@ static void run_batch(srv_shard *sh, size_t nj, size_t nr) {
     err.msg[0] = 0;
     rr_status s = RR_OK;
     if (n_live) {
-        /* Light load: a batch of a quarter tile or less with nothing
-         * queued behind it is split over the cores (the tile costs the same
-         * however few sessions it holds, so such a request is all latency).
-         * Otherwise each batcher keeps to its own threads: a team's wake-ups
-         * and spinning cost more than they give when the cores are busy
-         * (measured: +5-10% server CPU per request at 64 connections when
-         * every batch of up to 16 was split). */
-        sh->scorer.threads = 0;
-        if (srv->o.light_split && n_live <= RR_HEAD_TILE / 4 && atomic_load(&sh->queued_rows) == 0)
-            sh->scorer.threads = srv->light_threads;
         double t0 = rr_now();
         s = srv_score_rows(sm, live, n_live, &sh->scorer, &err);
         srv_hist_observe(&srv->metrics.batch_score, rr_now() - t0);
@@ -551,8 +541,6 @@ bool srv_submit(struct rr_server *s, srv_job *j) {
 
 rr_status srv_shards_start(struct rr_server *s, rr_error *err) {
     s->n_shards = (size_t)rr_threads(s->o.batchers);
-    s->light_threads = rr_threads(0) / (int)s->n_shards;
-    if (s->light_threads < 1) s->light_threads = 1;
     s->shards = rr_calloc_n(s->n_shards, sizeof *s->shards);
     if (!s->shards) return rr_err(err, RR_ERR_NOMEM, "out of memory");
     size_t per_n = s->o.max_sessions / s->n_shards + 1;

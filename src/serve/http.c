@@ -217,7 +217,6 @@ void rr_server_opts_default(rr_server_opts *o) {
     o->batchers = 1;
     o->max_batch = 64;
     o->batch_align = 1;
-    o->light_split = 1;
     o->screen_bits = 8;
     o->max_queue = 4096;
     o->max_sessions = 100000;

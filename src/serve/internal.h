@@ -151,7 +151,6 @@ typedef struct srv_scorer {
     float *lscore;                  /* (cap_nk) */
     struct rr_fused_scratch *fz;    /* the fused engine's buffers */
     struct rr_head_screen_scratch *hs; /* the one-session screened path's */
-    int threads;                    /* threads for the next call (0: the batcher's own) */
 } srv_scorer;
 
 void srv_scorer_free(srv_scorer *sc);
@@ -273,7 +272,6 @@ struct rr_server {
     char reload_error[512];     /* last failure, "" when the last reload worked */
     srv_shard *shards;
     size_t n_shards;
-    int light_threads;          /* threads a lone small batch may use (cores / batchers) */
     atomic_size_t rr_next;      /* round robin for stateless jobs */
     struct MHD_Daemon *d;
     unsigned port;

@@ -28,7 +28,6 @@ typedef struct rr_server_opts {
     int batchers;               /* scoring threads = session shards (1; 0: all cores) */
     size_t max_batch;           /* states per rr_recommend call (64) */
     int batch_align;            /* 1: take whole scoring tiles when more than one is queued (1) */
-    int light_split;            /* 1: split a lone small batch over the idle cores (1) */
     int screen_bits;            /* integer width of the quantised screen the batcher ranks
                                    through: 8 (the default) or 16; 0: the exact fp32 engine
                                    only.  Results are the same bits in every case */
