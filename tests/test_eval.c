@@ -104,7 +104,7 @@ static void table_destroy(rr_model *m) {
     free(t);
 }
 
-static const rr_model_ops table_ops = {"table", table_floats, NULL, NULL, table_score, NULL, NULL, table_destroy};
+static const rr_model_ops table_ops = {"table", table_floats, NULL, NULL, table_score, NULL, NULL, table_destroy, NULL};
 
 static rr_model *table_model(const rr_dataset *train, const float *table) {
     rr_model *m = NULL;
@@ -150,7 +150,7 @@ static rr_status rec_score(const rr_model *m, rr_state *const *states, size_t n,
     }
     return RR_OK;
 }
-static const rr_model_ops rec_ops = {"rec", rec_floats, rec_init, rec_step, rec_score, NULL, NULL, NULL};
+static const rr_model_ops rec_ops = {"rec", rec_floats, rec_init, rec_step, rec_score, NULL, NULL, NULL, NULL};
 
 /* ------------------------------------------------------ reference evaluator */
 

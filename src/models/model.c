@@ -293,6 +293,31 @@ rr_status rr_state_feed(rr_state *s, int32_t item) {
     return RR_OK;
 }
 
+rr_status rr_state_feed_items(rr_state *s, const int32_t *items, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (items[i] < 0 || (size_t)items[i] >= s->model->n_items) return RR_ERR_RANGE;
+    /* room for all first, so the history and the state stay in step */
+    size_t need;
+    if (!rr_add_size(s->n, n, &need)) return RR_ERR_NOMEM;
+    if (need > s->cap) {
+        size_t cap = s->cap;
+        while (cap < need)
+            if (!rr_mul_size(cap, 2, &cap)) return RR_ERR_NOMEM;
+        int32_t *p = rr_realloc_n(s->items, cap, sizeof *p);
+        if (!p) return RR_ERR_NOMEM;
+        s->items = p;
+        s->cap = cap;
+    }
+    memcpy(s->items + s->n, items, n * sizeof *items);
+    s->n += n;
+    if (!s->h) return RR_OK;
+    const rr_model_ops *o = s->model->ops;
+    if (o->step_seq) o->step_seq(s->model, s->h, items, n);
+    else if (o->step)
+        for (size_t i = 0; i < n; i++) o->step(s->model, &s->h, &items[i], 1);
+    return RR_OK;
+}
+
 size_t rr_state_len(const rr_state *s) { return s->n; }
 
 /* --------------------------------------------------------------- recommend */

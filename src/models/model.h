@@ -37,6 +37,9 @@ typedef struct rr_model_ops {
      * load returns: copy what the model keeps. */
     rr_status (*load)(rr_model *m, const rr_freader *r, rr_error *err);
     void (*destroy)(rr_model *m);   /* frees impl; impl may be NULL or half-built after a failed load */
+    /* Advances ONE session's state h by items[0..n) in order, the same
+     * bits as n step calls (NULL: rr_state_feed_items calls step n times). */
+    void (*step_seq)(const rr_model *m, float *h, const int32_t *items, size_t n);
 } rr_model_ops;
 
 struct rr_model {

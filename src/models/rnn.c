@@ -339,6 +339,67 @@ static void rnn_step(const rr_model *m, float *const *h, const int32_t *items, s
     if (k) rr_rnn_step_into(r, c->hv, c->iv, k, c->scratch);
 }
 
+/* One session, items in order, SEQ_CHUNK at a time: each layer's input
+ * products of the chunk's items in one GEMM (the weights read once, not
+ * once per item), then the recurrent steps one by one.  rr_sgemm gives a
+ * product of at most 8 rows the same bits whatever the row count
+ * (nn/gemm.c), so this is rnn_step's arithmetic exactly. */
+#define SEQ_CHUNK 8
+
+static void rnn_step_seq(const rr_model *m, float *h, const int32_t *items, size_t n) {
+    const rr_rnn *r = m->impl;
+    const rr_rnn_layout *lay = &r->lay;
+    const float *P = r->params;
+    if (n == 0) return;
+    for (size_t i = 0; i < n; i++)
+        if (items[i] < 0 || (size_t)items[i] >= r->shape.n_items) {
+            rr_log(1, "rnn: item %d out of range in a sequence step; state not advanced", (int)items[i]);
+            return;
+        }
+    step_ctx *c = step_ctx_get(rr_rnn_step_scratch_floats(lay, SEQ_CHUNK), SEQ_CHUNK);
+    if (!c) {
+        rr_log(1, "rnn: out of memory in a sequence step of %zu items; state not advanced", n);
+        return;
+    }
+    const size_t w = rr_rnn_step_scratch_floats(lay, 1) / 5;
+    float *x = c->scratch;                /* (SEQ_CHUNK, in_width) layer 0 inputs */
+    float *gi = x + SEQ_CHUNK * w;        /* (SEQ_CHUNK, G*H) input products */
+    float *outs[2] = {gi + SEQ_CHUNK * w, gi + 2 * SEQ_CHUNK * w}; /* (SEQ_CHUNK, sH) a layer's new states */
+    float *cs = gi + 3 * SEQ_CHUNK * w;   /* (1, G*H) cell scratch */
+    for (size_t c0 = 0; c0 < n; c0 += SEQ_CHUNK) {
+        const size_t nc = n - c0 < SEQ_CHUNK ? n - c0 : SEQ_CHUNK;
+        const int32_t *it = items + c0;
+        for (size_t l = 0; l < lay->L; l++) {
+            const size_t H = lay->H[l], GH = lay->G * H, sH = lay->smult * H;
+            const float *bih = P + lay->bih[l];
+            float *out = outs[l % 2];
+            if (l == 0 && lay->input == RR_IN_ONEHOT) {
+                rr_rows_gather(gi, P + lay->X1, GH, it, nc);
+                rr_rows_add_bias(gi, nc, GH, bih);
+            } else {
+                const float *xin;
+                size_t ldx;
+                if (l == 0) {
+                    rr_rows_gather(x, P + (lay->input == RR_IN_CONSTRAINED ? lay->Wy : lay->E), lay->in_width, it,
+                                   nc);
+                    xin = x;
+                    ldx = lay->in_width;
+                } else {
+                    xin = outs[(l - 1) % 2]; /* the layer below, step by step: h is its first H_{l-1} */
+                    ldx = lay->smult * lay->H[l - 1];
+                }
+                for (size_t t = 0; t < nc; t++) memcpy(gi + t * GH, bih, GH * sizeof *gi);
+                rr_sgemm(false, true, nc, GH, lay->in[l], 1.0f, xin, ldx, P + lay->Wih[l], lay->in[l], 1.0f, gi, GH);
+            }
+            float *hs = h + lay->st_off[l];
+            for (size_t t = 0; t < nc; t++) {
+                r->cell->forward(out + t * sH, NULL, 1, H, gi + t * GH, hs, P + lay->Whh[l], P + lay->bhh[l], cs);
+                memcpy(hs, out + t * sH, sH * sizeof *hs);
+            }
+        }
+    }
+}
+
 static rr_status rnn_score(const rr_model *m, rr_state *const *states, size_t n, float *scores,
                            rr_error *err) {
     /* The linear head's kernels (models/head.h), not rr_rnn_score_rows's
@@ -463,7 +524,7 @@ static void rnn_destroy(rr_model *m) {
 
 #define RNN_OPS(NAME, KIND)                                                                         \
     const rr_model_ops NAME = {KIND,     rnn_state_floats, rnn_state_init, rnn_step, rnn_score, rnn_save, \
-                               rnn_load, rnn_destroy}
+                               rnn_load, rnn_destroy, rnn_step_seq}
 
 RNN_OPS(rr_gru_ops, "gru");
 RNN_OPS(rr_lstm_ops, "lstm");

@@ -255,10 +255,8 @@ static rr_status sess_rebuild(srv_shard *sh, rr_sess *se, const srv_model *sm) {
     rr_state_free(se->st);
     se->st = rr_state_new(sm->m);
     if (!se->st) return RR_ERR_NOMEM;
-    for (size_t i = 0; i < se->n; i++) {
-        rr_status s = rr_state_feed(se->st, se->items[i]);
-        if (s) return s;
-    }
+    rr_status s = rr_state_feed_items(se->st, se->items, se->n);
+    if (s) return s;
     se->gen = sm->gen;
     se->epoch = sm->epoch;
     sh->cache.state_bytes = sm->state_bytes;
@@ -267,7 +265,9 @@ static rr_status sess_rebuild(srv_shard *sh, rr_sess *se, const srv_model *sm) {
 }
 
 /* Applies a session job before scoring; returns the session to pin, or
- * NULL when the job is finished (failed, or a delete). */
+ * NULL when the job is finished (failed, or a delete).  An events job's
+ * items are appended to the session here; its RNN steps are taken for the
+ * whole batch at once afterwards (batch_steps). */
 static rr_sess *sess_apply(srv_shard *sh, srv_job *j, double now) {
     const struct rr_server *srv = sh->srv;
     const srv_model *sm = j->model;
@@ -324,7 +324,7 @@ static rr_sess *sess_apply(srv_shard *sh, srv_job *j, double now) {
     if (j->kind == JOB_EVENTS) {
         for (size_t i = 0; i < row->req.n_items; i++) {
             int32_t it = row->req.items[i];
-            if (!rr_cache_push(c, se, it) || rr_state_feed(se->st, it) != RR_OK) {
+            if (!rr_cache_push(c, se, it) || rr_state_push(se->st, it) != RR_OK) {
                 rr_cache_remove(c, se);
                 job_fail(j, 500, "internal", "out of memory feeding the session");
                 return NULL;
@@ -389,6 +389,39 @@ static size_t take_batch(srv_shard *sh, size_t *n_jobs, size_t *n_rows) {
     return nr + nj;
 }
 
+/* The RNN steps of a batch's events jobs: time step t of every session
+ * with more than t new items, up to STEP_GROUP sessions per ops->step
+ * call, so the weights are read once per group instead of once per
+ * session.  rr_sgemm gives products of up to 8 rows the same bits whatever
+ * their number (nn/gemm.c), so every state is the one rr_state_feed would
+ * give; sessions are independent and each one's items go in order. */
+#define STEP_GROUP 8
+
+static void batch_steps(const srv_model *sm, srv_job *const *jobs, size_t nj) {
+    const rr_model *m = sm->m;
+    if (!m->ops->step) return; /* history-only kinds: pushing was all */
+    size_t maxlen = 0;
+    for (size_t i = 0; i < nj; i++)
+        if (jobs[i]->kind == JOB_EVENTS && !jobs[i]->failed && jobs[i]->rows[0].req.n_items > maxlen)
+            maxlen = jobs[i]->rows[0].req.n_items;
+    for (size_t t = 0; t < maxlen; t++) {
+        float *hv[STEP_GROUP];
+        int32_t iv[STEP_GROUP];
+        size_t g = 0;
+        for (size_t i = 0; i < nj; i++) {
+            const srv_job *j = jobs[i];
+            if (j->kind != JOB_EVENTS || j->failed || j->rows[0].req.n_items <= t || !j->rows[0].st->h) continue;
+            hv[g] = j->rows[0].st->h;
+            iv[g++] = j->rows[0].req.items[t];
+            if (g == STEP_GROUP) {
+                m->ops->step(m, hv, iv, g);
+                g = 0;
+            }
+        }
+        if (g) m->ops->step(m, hv, iv, g);
+    }
+}
+
 static void run_batch(srv_shard *sh, size_t nj, size_t nr) {
     struct rr_server *srv = sh->srv;
     double now = rr_now();
@@ -421,6 +454,7 @@ static void run_batch(srv_shard *sh, size_t nj, size_t nr) {
             live[n_live++] = &j->rows[0];
         }
     }
+    batch_steps(sm, sh->batch_jobs, nj);
     rr_error err;
     err.msg[0] = 0;
     rr_status s = RR_OK;

@@ -271,7 +271,7 @@ static srv_next do_recommend(struct rr_server *s, srv_req *rq, srv_out *out, srv
         }
         r->st = rr_state_new(sm->m);
         int ok = r->st && row_alloc(r);
-        for (size_t t = 0; ok && t < r->req.n_items; t++) ok = rr_state_feed(r->st, r->req.items[t]) == RR_OK;
+        if (ok) ok = rr_state_feed_items(r->st, r->req.items, r->req.n_items) == RR_OK;
         if (!ok) {
             srv_job_free(j);
             return answer_err(rq, out, 500, "internal", "out of memory");
