@@ -298,10 +298,61 @@ static int compare_paths(const char *label, size_t H, const rr_model *m, const r
     return 0;
 }
 
+/* The public API on Q sessions of 5 random items, top-20 each:
+ * rr_recommend on the model as loaded, then after rr_model_use_screen
+ * (its one-off cost printed too), the lists compared. */
+static int bench_recommend_api(const char *label, size_t H, rr_model *m, rr_rng *rng, int bits) {
+    enum { Q = 300, K = 20, L = 5 };
+    rr_error err;
+    size_t ni = rr_model_n_items(m), same = 0;
+    int32_t *top = malloc(2 * Q * K * sizeof *top);
+    float *sc = malloc(2 * Q * K * sizeof *sc);
+    rr_state **st = calloc(Q, sizeof *st);
+    for (int q = 0; q < Q; q++) {
+        st[q] = rr_state_new(m);
+        for (int t = 0; t < L; t++)
+            if (rr_state_feed(st[q], (int32_t)rr_rng_below(rng, ni))) return die(&err);
+    }
+    double tq[2] = {0, 0}, tb = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            double c0 = cpu_seconds();
+            if (rr_model_use_screen(m, bits, &err)) return die(&err);
+            tb = cpu_seconds() - c0;
+            if (!rr_model_screen_bits(m)) {
+                printf("%s H %zu rr_recommend: no screen on this CPU\n", label, H);
+                break;
+            }
+        }
+        for (int q = 0; q < Q; q++) {
+            double c0 = cpu_seconds();
+            size_t o = ((size_t)pass * Q + (size_t)q) * K;
+            if (rr_recommend(m, &st[q], 1, K, 1, top + o, sc + o, &err)) return die(&err);
+            tq[pass] += cpu_seconds() - c0;
+        }
+    }
+    for (int q = 0; q < Q; q++)
+        same += !memcmp(top + (size_t)q * K, top + ((size_t)Q + (size_t)q) * K, K * sizeof *top) &&
+                !memcmp(sc + (size_t)q * K, sc + ((size_t)Q + (size_t)q) * K, K * sizeof *sc);
+    if (rr_model_screen_bits(m))
+        printf("%s H %-4zu rr_recommend, one session of %d items, top-%d: %.0f us, with rr_model_use_screen(%d) "
+               "%.0f us (cpu per query), %.2fx; the screen took %.1f ms to build; %zu of %d lists identical\n",
+               label, H, L, K, tq[0] / Q * 1e6, bits, tq[1] / Q * 1e6, tq[1] > 0 ? tq[0] / tq[1] : 0.0, tb * 1e3,
+               same, Q);
+    fflush(stdout);
+    if (rr_model_use_screen(m, 0, &err)) return die(&err);
+    for (int q = 0; q < Q; q++) rr_state_free(st[q]);
+    free(st);
+    free(top);
+    free(sc);
+    return 0;
+}
+
 /* Serving: the top-20 of one session at a time (rr_recommend's shape for a
  * single request), the fused engine (n = 1, one thread) against the
- * screened one-session path of head.c.  Vectors uniform in (-1, 1). */
-static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng *rng, int bits) {
+ * screened one-session path of head.c.  Vectors uniform in (-1, 1).  Then
+ * the same through the public API (bench_recommend_api). */
+static int bench_serving(const char *label, size_t H, rr_model *m, rr_rng *rng, int bits) {
     rr_error err;
     rr_head hd;
     if (!rr_model_head(m, &hd)) return 0;
@@ -341,7 +392,7 @@ static int bench_serving(const char *label, size_t H, const rr_model *m, rr_rng 
     rr_head_screen_scratch_free(hs);
     rr_screen_free(sc);
     free(v);
-    return 0;
+    return bench_recommend_api(label, H, m, rng, bits);
 }
 
 static int run_gru(size_t H, const rr_dataset *train, const rr_dataset *test, int max_threads, rr_rng *rng) {

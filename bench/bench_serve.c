@@ -1,7 +1,7 @@
 /* bench_serve.c - the scoring floor under the server: time of one
  * rr_recommend call for n sessions of 5 items (n = 1, 8, 16, 32, 64), on
  * the model given, single caller thread, and of the same ranking through
- * the quantised screens, 16 and 8 bits (rr_fused_rank_screened, what the
+ * the quantised screens, 16 and 8 bits (rr_model_use_screen, what the
  * server's batcher runs for a linear head; identical results, checked here).
  * Requests per second at batch n is n / time; the HTTP numbers of bench_serve.sh sit
  * above this floor.
@@ -19,9 +19,6 @@
 #include <string.h>
 
 #include "data/dataset.h"
-#include "eval/eval.h"
-#include "models/head.h"
-#include "nn/screen.h"
 #include "models/model.h"
 #include "models/rnn.h"
 #include "rnnrec.h"
@@ -117,41 +114,34 @@ int main(int argc, char **argv) {
     }
     static int32_t top[NMAX * K], top2[NMAX * K];
     static float sc[NMAX * K], sc2[NMAX * K];
-    static size_t ntop[NMAX];
     printf("model %s, %zu items\n", rr_model_kind(m), ni);
-    rr_head hd;
-    rr_screen *scrs[2] = {NULL, NULL}; /* 16 and 8 bits */
-    if (rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR &&
-        (rr_screen_new(&scrs[0], hd.W, hd.b, hd.N, hd.D, 16, &err) ||
-         rr_screen_new(&scrs[1], hd.W, hd.b, hd.N, hd.D, 8, &err))) {
+    /* pass 0: the exact engine; 1 and 2: rr_model_use_screen(16 / 8), as
+     * the server's batcher runs it (tiles of 16 by the fused engine, a
+     * remainder of up to 4 sessions one at a time) */
+    static const int bits[3] = {0, 16, 8};
+    int passes = 3;
+    if (rr_model_use_screen(m, 16, &err)) {
         fprintf(stderr, "bench_serve: %s\n", err.msg);
         return 1;
     }
-    rr_screen *scr = scrs[0];
-    if (!scr) printf("(no screen: a non-linear head or no AVX-512 VNNI; rr_recommend only)\n");
-    const float *vecs[NMAX];
-    size_t nseen[NMAX];
-    for (int i = 0; i < NMAX; i++) {
-        vecs[i] = scr ? st[i]->h + hd.off : NULL;
-        nseen[i] = st[i]->n;
+    if (!rr_model_screen_bits(m)) {
+        printf("(no screen: a non-linear head or no AVX-512 VNNI; the exact engine only)\n");
+        passes = 1;
     }
-    rr_fused_scratch *fz = NULL;
-    const size_t ns[] = {1, 8, 16, 32, 64};
+    const size_t ns[] = {1, 4, 8, 16, 20, 32, 64};
     for (size_t q = 0; q < sizeof ns / sizeof ns[0]; q++) {
         size_t n = ns[q];
-        for (int pass = 0; pass < (scr ? 3 : 1); pass++) {
+        for (int pass = 0; pass < passes; pass++) {
+            if (rr_model_use_screen(m, bits[pass], &err)) {
+                fprintf(stderr, "bench_serve: %s\n", err.msg);
+                return 1;
+            }
+            int32_t *tp = pass ? top2 : top;
+            float *sp = pass ? sc2 : sc;
             double c0 = thread_cpu();
             for (int rep = 0; rep < reps; rep++) {
                 double t0 = rr_now();
-                rr_status s;
-                if (pass == 0) {
-                    s = rr_recommend(m, st, n, K, 0, top, sc, &err);
-                } else {
-                    rr_fused_job job = {&hd, vecs, n, NULL, NULL, nseen, K, 1};
-                    rr_fused_out out = {NULL, NULL, NULL, top2, sc2, ntop};
-                    s = rr_fused_rank_screened(&job, scrs[pass - 1], &fz, &out, &err);
-                }
-                if (s) {
+                if (rr_recommend(m, st, n, K, 0, tp, sp, &err)) {
                     fprintf(stderr, "%s\n", err.msg);
                     return 1;
                 }
@@ -163,14 +153,11 @@ int main(int argc, char **argv) {
             printf("n=%2zu %-9s best %.3f ms, median %.3f ms per call (caller cpu %.3f ms), %.0f sessions/s at best\n",
                    n, pass == 0 ? "exact" : pass == 1 ? "screen16" : "screen8", best * 1e3, med * 1e3, cpu * 1e3, (double)n / best);
             if (pass && (memcmp(top, top2, n * K * sizeof *top) || memcmp(sc, sc2, n * K * sizeof *sc))) {
-                fprintf(stderr, "bench_serve: the screened ranking differs from rr_recommend at n=%zu\n", n);
+                fprintf(stderr, "bench_serve: the screened ranking differs from the exact one at n=%zu\n", n);
                 return 1;
             }
         }
     }
-    rr_fused_scratch_free(fz);
-    rr_screen_free(scrs[0]);
-    rr_screen_free(scrs[1]);
     for (int i = 0; i < NMAX; i++) rr_state_free(st[i]);
     rr_model_free(m);
     free(times);

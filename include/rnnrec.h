@@ -22,6 +22,7 @@
  *   rr_eval_result res;
  *   rr_evaluate(m, test, &ep, &res, &err);    // res.recall[i] at ep.cutoffs[i]
  *
+ *   rr_model_use_screen(m, 8, &err);          // optional: faster ranking, same results
  *   rr_state *s = rr_state_new(m);            // a live session
  *   rr_state_feed(s, rr_model_item_index(m, "42", 2));
  *   int32_t top[20]; float sc[20];
@@ -325,6 +326,18 @@ size_t rr_state_len(const rr_state *s);
 rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n,
                        size_t k, int exclude_seen, int32_t *items,
                        float *scores, rr_error *err);
+
+/* Prepares m for fast ranking: a quantised copy of its item table (bits 8:
+ * one byte per weight; 16: two) that rr_recommend screens every item with
+ * under a rigorous error bound, computing exact scores only for the few
+ * items the bound cannot place.  The results stay the exact ones, bit for
+ * bit; one session is ranked several times faster (docs/rnn.md).  Models
+ * without a linear item head, and CPUs without AVX-512 VNNI, keep the exact
+ * path (RR_OK, nothing built: rr_model_screen_bits says 0).  bits 0 drops
+ * the screen.  Not thread-safe: call it before sharing m. */
+rr_status rr_model_use_screen(rr_model *m, int bits, rr_error *err);
+/* The width of m's screen, 0 when it has none. */
+int rr_model_screen_bits(const rr_model *m);
 
 /* ------------------------------------------------------------ evaluation */
 

@@ -452,6 +452,63 @@ static void eval_model(const rr_model *m, const rr_dataset *test, const char *la
     CHECK_MSG(bad == 0, "%s: %zu of %zu evaluations differ from the unfused exact one", label, bad, runs);
 }
 
+/* rr_recommend through rr_model_use_screen (8 and 16 bits) against the
+ * same model without it: batches of 1 to 37 sessions (whole tiles, a
+ * remainder of up to 4 ranked one at a time, larger remainders), empty
+ * sessions mixed in, both exclude_seen values, k short, 20, long (a
+ * session's own items are then often among the best) and past the
+ * merge limit; items and score bits must be equal. */
+static void recommend_model(rr_model *m, const char *label) {
+    static const size_t ns[] = {1, 2, 4, 5, 16, 17, 20, 21, 37};
+    static const size_t ks[] = {1, 20, 200, RR_FUSED_MERGE_MAX + 44};
+    rr_error err;
+    rr_rng g;
+    rr_rng_seed(&g, 21);
+    size_t ni = rr_model_n_items(m), calls = 0, bad = 0;
+    enum { NMAX = 37, KMAX = RR_FUSED_MERGE_MAX + 44 };
+    rr_state *st[NMAX];
+    for (size_t i = 0; i < NMAX; i++) {
+        st[i] = rr_state_new(m);
+        size_t len = i % 9 == 4 ? 0 : 1 + (size_t)rr_rng_below(&g, 8);
+        for (size_t t = 0; t < len; t++) CHECK_OK(rr_state_feed(st[i], (int32_t)rr_rng_below(&g, ni)), &err);
+    }
+    int32_t *ti = malloc(NMAX * KMAX * sizeof *ti), *ri = malloc(NMAX * KMAX * sizeof *ri);
+    float *ts = malloc(NMAX * KMAX * sizeof *ts), *rs = malloc(NMAX * KMAX * sizeof *rs);
+    for (int bits = 8; bits <= 16; bits += 8)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+            for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+                for (int excl = 0; excl < 2; excl++) {
+                    size_t n = ns[a], k = ks[b];
+                    CHECK_OK(rr_model_use_screen(m, 0, &err), &err);
+                    CHECK_OK(rr_recommend(m, st, n, k, excl, ri, rs, &err), &err);
+                    CHECK_OK(rr_model_use_screen(m, bits, &err), &err);
+                    CHECK(rr_model_screen_bits(m) == bits);
+                    rr_fused_screen_stats(NULL, NULL, NULL, 1);
+                    CHECK_OK(rr_recommend(m, st, n, k, excl, ti, ts, &err), &err);
+                    size_t pairs;
+                    rr_fused_screen_stats(&pairs, NULL, NULL, 1);
+                    calls++;
+                    size_t n_live = 0;
+                    for (size_t i = 0; i < n; i++) n_live += rr_state_len(st[i]) > 0;
+                    /* the tile engine ran unless every live session went
+                     * the one-at-a-time way or k is past its merge limit */
+                    int ok = pairs > 0 || n_live <= 4 || k > RR_FUSED_MERGE_MAX;
+                    for (size_t i = 0; i < n * k; i++)
+                        ok &= ti[i] == ri[i] && same_bits(ts[i], rs[i]);
+                    if (!ok) fprintf(stderr, "%s: bits %d n %zu k %zu excl %d differ\n", label, bits, n, k, excl);
+                    bad += !ok;
+                }
+    CHECK_OK(rr_model_use_screen(m, 0, &err), &err);
+    CHECK(rr_model_screen_bits(m) == 0);
+    CHECK(rr_model_use_screen(m, 12, &err) == RR_ERR_ARG);
+    CHECK_MSG(bad == 0, "%s: %zu of %zu screened rr_recommend calls differ from the exact ones", label, bad, calls);
+    for (size_t i = 0; i < NMAX; i++) rr_state_free(st[i]);
+    free(ti);
+    free(ri);
+    free(ts);
+    free(rs);
+}
+
 static void test_evaluate(void) {
     rr_synth_params sp;
     rr_synth_params_default(&sp);
@@ -473,6 +530,7 @@ static void test_evaluate(void) {
     rr_model *m = NULL;
     CHECK_OK(rr_model_train(&m, d, NULL, &tp, &err), &err);
     if (m) eval_model(m, d, "trained gru");
+    if (m) recommend_model(m, "trained gru");
     rr_model_free(m);
     /* linear head with ties: quantised Wy, every 5th row a copy */
     m = NULL;
@@ -496,6 +554,7 @@ static void test_evaluate(void) {
         for (size_t j = 5; j < m->n_items; j += 5) memcpy(Wy + j * 20, Wy + (j - 5) * 20, 20 * sizeof *Wy);
         m->impl = r;
         eval_model(m, d, "linear gru with ties");
+        recommend_model(m, "linear gru with ties");
     }
     rr_model_free(m);
     rr_dataset_free(d);

@@ -1004,24 +1004,32 @@ static void test_seam(void) {
  * explicit exclude lists. */
 static void test_score_rows(void) {
     srv_model *sm = NULL;
+    rr_model *m = NULL; /* the same file without a screen: the exact engine */
     rr_error err;
     CHECK_OK(srv_model_load(model_a, 8, &sm, &err), &err);
-    if (!sm) return;
-    const rr_model *m = sm->m;
-    if (!strcmp(kind_used, "gru") && rr_screen_supported()) CHECK(sm->screen != NULL);
+    CHECK_OK(rr_model_load(model_a, &m, &err), &err);
+    if (!sm || !m) return;
+    CHECK(rr_model_screen_bits(m) == 0);
+    if (!strcmp(kind_used, "gru") && rr_screen_supported()) CHECK(rr_model_screen_bits(sm->m) == 8);
     else printf("note: no screen for this model or CPU: the exact engine is compared\n");
     size_t ni = rr_model_n_items(m);
     enum { NR = 40 };
     srv_row rows[NR], *rp[NR];
+    rr_state *ref[NR]; /* the rows' sessions on the exact model */
     memset(rows, 0, sizeof rows);
     rr_rng r;
     rr_rng_seed(&r, 11);
     for (size_t i = 0; i < NR; i++) {
         srv_row *row = &rows[i];
         rp[i] = row;
-        row->st = rr_state_new(m);
+        row->st = rr_state_new(sm->m);
+        ref[i] = rr_state_new(m);
         size_t len = i % 7 == 3 ? 0 : 1 + (size_t)rr_rng_below(&r, 6);
-        for (size_t t = 0; t < len; t++) rr_state_feed(row->st, (int32_t)rr_rng_below(&r, ni));
+        for (size_t t = 0; t < len; t++) {
+            int32_t it = (int32_t)rr_rng_below(&r, ni);
+            CHECK_OK(rr_state_feed(row->st, it), &err);
+            CHECK_OK(rr_state_feed(ref[i], it), &err);
+        }
         row->req.k = 1 + (size_t)rr_rng_below(&r, 12);
         row->req.exclude_seen = (int)(i % 3 == 0);
         if (i % 4 == 1) {
@@ -1045,7 +1053,7 @@ static void test_score_rows(void) {
             size_t kq = row->req.k + row->req.n_exclude;
             int32_t want[32];
             float wsc[32];
-            CHECK_OK(rr_recommend(m, &row->st, 1, kq, row->req.exclude_seen, want, wsc, &err), &err);
+            CHECK_OK(rr_recommend(m, &ref[i], 1, kq, row->req.exclude_seen, want, wsc, &err), &err);
             size_t o = 0;
             for (size_t t = 0; t < kq && o < row->req.k; t++) {
                 int ex = 0;
@@ -1061,12 +1069,14 @@ static void test_score_rows(void) {
     }
     for (size_t i = 0; i < NR; i++) {
         rr_state_free(rows[i].st);
+        rr_state_free(ref[i]);
         free(rows[i].req.exclude);
         free(rows[i].top);
         free(rows[i].score);
     }
     srv_scorer_free(&sc);
     srv_model_unref(sm);
+    rr_model_free(m);
 }
 
 int main(void) {

@@ -14,6 +14,7 @@
 
 #include "eval/eval.h"
 #include "models/head.h"
+#include "nn/screen.h"
 #include "util/util.h"
 
 rr_status rr_model_new_common(rr_model **out, const rr_model_ops *ops, const rr_dataset *train,
@@ -66,6 +67,7 @@ rr_status rr_model_set_meta(rr_model *m, const char *key, const char *value, rr_
 void rr_model_free(rr_model *m) {
     if (!m) return;
     if (m->ops && m->ops->destroy) m->ops->destroy(m);
+    rr_screen_free(m->screen);
     rr_vocab_clear(&m->items);
     free(m->counts);
     for (size_t i = 0; i < m->n_meta; i++) {
@@ -336,6 +338,7 @@ typedef struct rec_ctx {
     float *pop;             /* (cap_ni) popularity row */
     float *block;           /* (cap_rows) unfused score rows, 64-byte aligned */
     rr_fused_scratch *fz;
+    rr_head_screen_scratch *hs; /* the one-session screened path's */
 } rec_ctx;
 
 static pthread_key_t rec_key;
@@ -354,6 +357,7 @@ static void rec_ctx_free(void *p) {
     free(c->pop);
     rr_free_aligned(c->block);
     rr_fused_scratch_free(c->fz);
+    rr_head_screen_scratch_free(c->hs);
     free(c);
 }
 
@@ -414,6 +418,57 @@ static int rec_threads(void) {
 #endif
 }
 
+/* Sessions past the last whole tile that are ranked one at a time. */
+#define SMALL_REST 4
+
+/* The n_live sessions in c->vecs/seen/n_seen ranked into c->top/tops/ntop
+ * (kk each) through the model's screen: the exact engine's lists, bit for
+ * bit (eval.h, head.h).  Whole tiles of 16 go through the fused engine; a
+ * remainder of up to SMALL_REST sessions goes one at a time through the
+ * item-major kernel (16 items per instruction instead of 16 sessions),
+ * which costs about a fifth of a tile per session: a lone session is
+ * ranked in ~80 us instead of ~380 (H 100, 41,581 items, docs/serve.md). */
+static rr_status rank_screened(const rr_model *m, const rr_head *hd, rec_ctx *c, size_t n_live, size_t kk,
+                               int exclude_seen, rr_error *err) {
+    const rr_screen *scr = m->screen;
+    size_t n_tiled = n_live, rest = n_live % RR_HEAD_TILE;
+    if (scr->wt && rest <= SMALL_REST && kk <= RR_FUSED_MERGE_MAX) n_tiled = n_live - rest;
+    if (n_tiled) {
+        rr_fused_job job = {hd, c->vecs, n_tiled, NULL, exclude_seen ? c->seen : NULL, c->n_seen, kk, rec_threads()};
+        rr_fused_out out = {NULL, NULL, NULL, c->top, c->tops, c->ntop};
+        rr_status s = rr_fused_rank_screened(&job, scr, &c->fz, &out, err);
+        if (s) return s;
+    }
+    for (size_t j = n_tiled; j < n_live; j++) {
+        rr_status s = rr_head_topk_screened(hd, scr, c->vecs[j], exclude_seen ? c->seen[j] : NULL,
+                                            exclude_seen ? c->n_seen[j] : 0, kk, c->top + j * kk,
+                                            c->tops + j * kk, &c->ntop[j], &c->hs, err);
+        if (s) return s;
+    }
+    return RR_OK;
+}
+
+rr_status rr_model_use_screen(rr_model *m, int bits, rr_error *err) {
+    if (bits != 0 && bits != 8 && bits != 16)
+        return rr_err(err, RR_ERR_ARG, "rr_model_use_screen: bits must be 8, 16 or 0, not %d", bits);
+    rr_screen_free(m->screen);
+    m->screen = NULL;
+    rr_head hd;
+    if (!bits || !rr_model_head(m, &hd) || hd.act != RR_ACT_LINEAR) return RR_OK;
+    rr_screen *scr = NULL;
+    rr_status s = rr_screen_new(&scr, hd.W, hd.b, hd.N, hd.D, bits, err);
+    /* the item-major blocks too, for a few sessions at a time */
+    if (!s && scr) s = rr_screen_add_blocks(scr, err);
+    if (s) {
+        rr_screen_free(scr);
+        return s;
+    }
+    m->screen = scr;
+    return RR_OK;
+}
+
+int rr_model_screen_bits(const rr_model *m) { return m->screen ? m->screen->bits : 0; }
+
 rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n, size_t k, int exclude_seen,
                        int32_t *items, float *scores, rr_error *err) {
     if (n == 0 || k == 0) return RR_OK;
@@ -438,10 +493,14 @@ rr_status rr_recommend(const rr_model *m, rr_state *const *states, size_t n, siz
             c->seen[j] = c->live[j]->items;
             c->n_seen[j] = c->live[j]->n;
         }
-        rr_fused_job job = {&hd, c->vecs, n_live, NULL, exclude_seen ? c->seen : NULL, c->n_seen, kk,
-                            rec_threads()};
-        rr_fused_out out = {NULL, NULL, NULL, c->top, c->tops, c->ntop};
-        s = rr_fused_rank(&job, &c->fz, &out, err);
+        if (m->screen) {
+            s = rank_screened(m, &hd, c, n_live, kk, exclude_seen, err);
+        } else {
+            rr_fused_job job = {&hd, c->vecs, n_live, NULL, exclude_seen ? c->seen : NULL, c->n_seen, kk,
+                                rec_threads()};
+            rr_fused_out out = {NULL, NULL, NULL, c->top, c->tops, c->ntop};
+            s = rr_fused_rank(&job, &c->fz, &out, err);
+        }
     } else if (n_live) {
         /* Any other kind: full score rows, then a top-k per row. */
         size_t cells;

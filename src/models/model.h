@@ -50,6 +50,7 @@ struct rr_model {
     char **meta_keys, **meta_vals; /* training summary / hyperparameters */
     size_t n_meta;
     void *impl;         /* kind-specific */
+    struct rr_screen *screen; /* rr_model_use_screen's quantised head, or NULL */
 };
 
 struct rr_state {

@@ -13,10 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval/eval.h"
 #include "models/head.h"
 #include "models/model.h"
-#include "nn/screen.h"
 #include "serve/internal.h"
 #include "util/util.h"
 #ifdef _OPENMP
@@ -41,123 +39,29 @@ size_t srv_shard_of(const struct rr_server *s, const char *sid, size_t len) {
     return (size_t)(rr_hash_bytes(sid, len, 0x51A4D) % s->n_shards);
 }
 
-/* Sessions past the last whole tile that are ranked one at a time. */
-#define SMALL_REST 4
-
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
 }
 
-/* Threads one ranking call may split its items over: this batcher's
- * OpenMP setting (score_threads below), as rr_recommend reads it. */
-static int rank_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Grows the scorer's per-state arrays to n states and its output to nk
- * entries; false when out of memory. */
+/* Grows the scorer's state list to n states and its output to nk entries;
+ * false when out of memory. */
 static bool scorer_reserve(srv_scorer *sc, size_t n, size_t nk) {
     if (n > sc->cap_n) {
         rr_state **st = rr_realloc_n(sc->states, n, sizeof *st);
-        if (st) sc->states = st;
-        const float **v = st ? rr_realloc_n(sc->vecs, n, sizeof *v) : NULL;
-        if (v) sc->vecs = v;
-        const int32_t **sv = v ? rr_realloc_n(sc->seen, n, sizeof *sv) : NULL;
-        if (sv) sc->seen = sv;
-        size_t *ns = sv ? rr_realloc_n(sc->n_seen, n, sizeof *ns) : NULL;
-        if (ns) sc->n_seen = ns;
-        size_t *nt = ns ? rr_realloc_n(sc->ntop, n, sizeof *nt) : NULL;
-        if (nt) sc->ntop = nt;
-        if (!nt) return false;
+        if (!st) return false;
+        sc->states = st;
         sc->cap_n = n;
     }
     if (nk > sc->cap_nk) {
         int32_t *t = rr_realloc_n(sc->top, nk, sizeof *t);
         if (t) sc->top = t;
         float *f = t ? rr_realloc_n(sc->score, nk, sizeof *f) : NULL;
-        if (f) sc->score = f;
-        int32_t *lt = f ? rr_realloc_n(sc->ltop, nk, sizeof *lt) : NULL;
-        if (lt) sc->ltop = lt;
-        float *lf = lt ? rr_realloc_n(sc->lscore, nk, sizeof *lf) : NULL;
-        if (lf) sc->lscore = lf;
-        if (!lf) return false;
+        if (!f) return false;
+        sc->score = f;
         sc->cap_nk = nk;
     }
     return true;
-}
-
-/* top/score (ns, kq) = the best kq items of each state, as rr_recommend
- * gives them (the same items and scores bit for bit, -1 / -inf padded).
- * States with items are ranked by the fused engine through the model's
- * screen when it has one (eval.h: rr_fused_rank_screened gives the exact
- * engine's results with far fewer exact scores); empty states get the
- * popularity list from rr_recommend. */
-static rr_status rank_states(const srv_model *sm, rr_state *const *states, size_t ns, size_t kq, int excl,
-                             srv_scorer *sc, int32_t *top, float *score, rr_error *err) {
-    rr_head hd;
-    if (!sm->screen || !rr_model_head(sm->m, &hd)) return rr_recommend(sm->m, states, ns, kq, excl, top, score, err);
-    size_t n_live = 0;
-    for (size_t i = 0; i < ns; i++) {
-        if (states[i]->n == 0) continue;
-        sc->vecs[n_live] = states[i]->h + hd.off;
-        sc->seen[n_live] = states[i]->items;
-        sc->n_seen[n_live] = states[i]->n;
-        n_live++;
-    }
-    /* The live rows are ranked into ltop/lscore, then every row is put
-     * in its state's place; all empty states share one popularity list
-     * (they have nothing to exclude), computed into the first one's row.
-     * Whole tiles of 16 go through the fused engine; a remainder of up to
-     * SMALL_REST sessions goes one at a time through the item-major kernel
-     * (16 items per instruction instead of 16 sessions), which costs about
-     * a fifth of a tile per session: a lone request is ranked in ~80 us
-     * instead of ~380 (H 100, 41,581 items, docs/serve.md).  Both give the
-     * exact engine's lists, bit for bit. */
-    size_t n_tiled = n_live, rest = n_live % RR_HEAD_TILE;
-    if (sm->screen->wt && rest <= SMALL_REST && kq <= RR_FUSED_MERGE_MAX) n_tiled = n_live - rest;
-    if (n_tiled) {
-        int nt = rank_threads();
-        rr_fused_job job = {&hd, sc->vecs, n_tiled, NULL, excl ? sc->seen : NULL, sc->n_seen, kq, nt};
-        rr_fused_out out = {NULL, NULL, NULL, sc->ltop, sc->lscore, sc->ntop};
-        rr_status s = rr_fused_rank_screened(&job, sm->screen, &sc->fz, &out, err);
-        if (s) return s;
-    }
-    for (size_t j = n_tiled; j < n_live; j++) {
-        rr_status s = rr_head_topk_screened(&hd, sm->screen, sc->vecs[j], excl ? sc->seen[j] : NULL,
-                                            excl ? sc->n_seen[j] : 0, kq, sc->ltop + j * kq, sc->lscore + j * kq,
-                                            &sc->ntop[j], &sc->hs, err);
-        if (s) return s;
-    }
-    size_t first_empty = SIZE_MAX;
-    for (size_t i = 0, j = 0; i < ns; i++) {
-        int32_t *ti = top + i * kq;
-        float *ts = score + i * kq;
-        if (states[i]->n == 0) {
-            if (first_empty == SIZE_MAX) {
-                rr_status s = rr_recommend(sm->m, &states[i], 1, kq, excl, ti, ts, err);
-                if (s) return s;
-                first_empty = i;
-            } else {
-                memcpy(ti, top + first_empty * kq, kq * sizeof *ti);
-                memcpy(ts, score + first_empty * kq, kq * sizeof *ts);
-            }
-            continue;
-        }
-        size_t q = sc->ntop[j];
-        memcpy(ti, sc->ltop + j * kq, q * sizeof *ti);
-        memcpy(ts, sc->lscore + j * kq, q * sizeof *ts);
-        for (; q < kq; q++) {
-            ti[q] = -1;
-            ts[q] = -INFINITY;
-        }
-        j++;
-    }
-    return RR_OK;
 }
 
 rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, srv_scorer *sc, rr_error *err) {
@@ -180,7 +84,10 @@ rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, sr
         ns = 0;
         for (size_t i = 0; i < n; i++)
             if (rows[i]->req.exclude_seen == excl) sc->states[ns++] = rows[i]->st;
-        rr_status s = rank_states(sm, sc->states, ns, kq, excl, sc, sc->top, sc->score, err);
+        /* through the model's screen when it has one (rr_model_use_screen):
+         * whole tiles of sessions by the fused engine, a few by the
+         * item-major kernel, the exact engine's lists bit for bit */
+        rr_status s = rr_recommend(sm->m, sc->states, ns, kq, excl, sc->top, sc->score, err);
         if (s) return s;
         size_t r = 0;
         for (size_t i = 0; i < n; i++) {
@@ -209,18 +116,9 @@ rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, sr
 }
 
 void srv_scorer_free(srv_scorer *sc) {
-    rr_fused_scratch_free(sc->fz);
-    rr_head_screen_scratch_free(sc->hs);
     free(sc->states);
-    free(sc->vecs);
-    free(sc->seen);
-    free(sc->n_seen);
-    free(sc->ntop);
     free(sc->top);
     free(sc->score);
-    free(sc->ltop);
-    free(sc->lscore);
-    memset(sc, 0, sizeof *sc);
 }
 
 /* Publishes a shard's cache counters for /metrics. */

@@ -10,8 +10,6 @@
 #include <time.h>
 
 #include "io/container.h"
-#include "models/head.h"
-#include "nn/screen.h"
 #include "serve/internal.h"
 #include "util/util.h"
 
@@ -20,7 +18,6 @@ void srv_model_ref(srv_model *sm) { atomic_fetch_add_explicit(&sm->refs, 1, memo
 void srv_model_unref(srv_model *sm) {
     if (!sm) return;
     if (atomic_fetch_sub_explicit(&sm->refs, 1, memory_order_acq_rel) != 1) return;
-    rr_screen_free(sm->screen);
     free(sm->ids_json);
     free(sm->ids_off);
     rr_model_free(sm->m);
@@ -187,21 +184,17 @@ rr_status srv_model_load(const char *path, int screen_bits, srv_model **out, rr_
         return s;
     }
     sm->state_bytes = measure_state_bytes(m);
-    /* The quantised screen of a linear head (nn/screen.h): the batcher ranks
-     * with it, same results bit for bit, fewer exact scores.  NULL (exact
-     * engine only) when the head cannot be screened or the CPU lacks
-     * AVX-512 VNNI.  8 bits by default: a top list only needs the items near
-     * the k-th best score, so the wider band of 8 bits costs little, and the
-     * kernel does twice the multiply-adds (measured in docs/serve.md). */
-    rr_head hd;
-    if (screen_bits && rr_model_head(m, &hd) && hd.act == RR_ACT_LINEAR) {
-        s = rr_screen_new(&sm->screen, hd.W, hd.b, hd.N, hd.D, screen_bits, err);
-        /* the item-major blocks too, for batches of a few sessions */
-        if (!s && sm->screen) s = rr_screen_add_blocks(sm->screen, err);
-        if (s) {
-            srv_model_unref(sm);
-            return s;
-        }
+    /* The quantised screen of a linear head (rr_model_use_screen): the
+     * batcher's rr_recommend ranks with it, same results bit for bit, fewer
+     * exact scores; the exact engine only when the head cannot be screened
+     * or the CPU lacks AVX-512 VNNI.  8 bits by default: a top list only
+     * needs the items near the k-th best score, so the wider band of 8 bits
+     * costs little, and the kernel does twice the multiply-adds (measured
+     * in docs/serve.md). */
+    s = rr_model_use_screen(m, screen_bits, err);
+    if (s) {
+        srv_model_unref(sm);
+        return s;
     }
     s = quote_ids(sm, err);
     if (s) {

@@ -58,11 +58,8 @@ void srv_metrics_request(srv_metrics *m, srv_endpoint ep, int status, double sec
 
 /* -------------------------------------------------------- served model */
 
-struct rr_screen;
-
 typedef struct srv_model {
-    rr_model *m;
-    struct rr_screen *screen; /* quantised screen of a linear head, or NULL */
+    rr_model *m;            /* with its screen (rr_model_use_screen) when it has one */
     char *ids_json;        /* the item ids as quoted JSON strings, back to back */
     size_t *ids_off;       /* (n_items + 1) where id i starts in ids_json */
     atomic_long refs;
@@ -136,21 +133,12 @@ void srv_job_free(srv_job *j);
 
 /* --------------------------------------------------------------- shards */
 
-struct rr_fused_scratch;
-
 /* Scoring scratch of one batcher; every buffer only grows. */
 typedef struct srv_scorer {
     size_t cap_n, cap_nk;
     rr_state **states;              /* (cap_n) the states of one call */
-    const float **vecs;             /* (cap_n) head vectors of the others */
-    const int32_t **seen;           /* (cap_n) their items */
-    size_t *n_seen, *ntop;          /* (cap_n) */
     int32_t *top;                   /* (cap_nk) (n, kq) ranked items */
     float *score;                   /* (cap_nk) their scores */
-    int32_t *ltop;                  /* (cap_nk) the same for the states with items */
-    float *lscore;                  /* (cap_nk) */
-    struct rr_fused_scratch *fz;    /* the fused engine's buffers */
-    struct rr_head_screen_scratch *hs; /* the one-session screened path's */
 } srv_scorer;
 
 void srv_scorer_free(srv_scorer *sc);
@@ -304,9 +292,9 @@ void srv_sessions_totals(struct rr_server *s, size_t *live, size_t *bytes, uint6
 /* Prometheus text for GET /metrics. */
 char *srv_metrics_render(struct rr_server *s, size_t *len);
 
-/* Scores one batch of rows on a model with one ranking call per
- * exclude_seen group: the results of rr_recommend, through the model's
- * screen when it has one (exposed for tests). */
+/* Scores one batch of rows on a model with one rr_recommend call per
+ * exclude_seen group, applying each row's exclude list (exposed for
+ * tests). */
 rr_status srv_score_rows(const srv_model *sm, srv_row *const *rows, size_t n, srv_scorer *sc, rr_error *err);
 
 #endif
