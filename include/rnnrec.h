@@ -315,7 +315,8 @@ void rr_state_reset(rr_state *s);
 rr_status rr_state_feed(rr_state *s, int32_t item);
 /* Advances it by n items in order: the same state, bit for bit, as n
  * rr_state_feed calls (an RNN computes the items' input products together).
- * RR_ERR_RANGE (nothing fed) when an item is out of range. */
+ * RR_ERR_RANGE (nothing fed) when an item is out of range.  items may be
+ * NULL when n is 0. */
 rr_status rr_state_feed_items(rr_state *s, const int32_t *items, size_t n);
 size_t rr_state_len(const rr_state *s);
 

@@ -116,6 +116,7 @@ int main(void) {
                 int32_t neg[2] = {0, -1};
                 CHECK(rr_state_feed_items(st, neg, 2) == RR_ERR_RANGE && st->n == 0);
                 CHECK(rr_state_feed_items(st, bad, 0) == RR_OK && st->n == 0);
+                CHECK(rr_state_feed_items(st, NULL, 0) == RR_OK && st->n == 0); /* a fresh, empty history */
                 rr_state_free(st);
                 rr_model_free(m);
             }

@@ -296,6 +296,7 @@ rr_status rr_state_feed(rr_state *s, int32_t item) {
 }
 
 rr_status rr_state_feed_items(rr_state *s, const int32_t *items, size_t n) {
+    if (n == 0) return RR_OK; /* items may then be NULL (a new session's empty history) */
     for (size_t i = 0; i < n; i++)
         if (items[i] < 0 || (size_t)items[i] >= s->model->n_items) return RR_ERR_RANGE;
     /* room for all first, so the history and the state stay in step */
