@@ -44,6 +44,7 @@ demo: build
 	@bash scripts/demo.sh $(BUILD)/rnnrec
 
 bench: build
+	@bash scripts/install-deps --check-or-install --bench
 	cmake --build $(BUILD) -j $(JOBS) --target benches
 	@bash bench/run.sh $(BUILD)
 

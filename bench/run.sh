@@ -17,6 +17,15 @@ for b in bench_gemm bench_reader bench_eval bench_loss bench_train bench_serve; 
     "$BUILD/$b" || { echo "bench: $b failed"; status=1; }
   fi
 done
+# The HTTP service under wrk (64 connections, 30 s per test: stateless,
+# live-session events, stateless with 500 slow connections, then paced
+# loads); bench_serve.sh's header lists its knobs (REPEATS, SWEEP, ...).
+echo; echo "=== bench_serve.sh"
+if command -v wrk >/dev/null && [ -x "$BUILD/rnnrec" ]; then
+  bash "$SRC/bench/bench_serve.sh" "$BUILD" || { echo "bench: bench_serve.sh failed"; status=1; }
+else
+  echo "bench: bench_serve.sh skipped (needs wrk and $BUILD/rnnrec)"
+fi
 for py in "$SRC"/bench/*.py; do
   [ -f "$py" ] || continue
   echo; echo "=== $(basename "$py")"
