@@ -56,6 +56,40 @@ for k in iknn sknn vsknn; do
     [ "$(wc -l <"$T/out")" -eq 6 ] && ok || bad "recommend $k: $(cat "$T/out")"
 done
 
+# recommend --sessions: every session of a log at once, the same lists and
+# score text as --items on each session alone (a GRU through its 8-bit
+# screen and exactly, and markov); 82 sessions are a batch of 64 and one
+# of 18 (a tile and two sessions ranked alone); unknown items are skipped
+expect_rc 0 "train gru" "$BIN" train -q --model gru --layers 16 --epochs 2 "$T/train.tsv" -o "$T/gru.rr"
+{ cat "$T/test.tsv"; printf '2001\t999999\t200000\n2002\t100\t200001\n2002\t999998\t200002\n'; } >"$T/rec.tsv"
+for model in gru markov; do
+    for bits in 8 0; do
+        expect_rc 0 "recommend --sessions $model bits $bits" "$BIN" recommend "$T/$model.rr" --sessions "$T/rec.tsv" \
+            -k 7 --exclude-seen --screen-bits $bits -o "$T/batch.tsv"
+        expect_err "2 events with items the model does not know were skipped; 1 of 82 sessions" "unknown items summary"
+        [ "$(wc -l <"$T/batch.tsv")" -eq $((1 + 82 * 7)) ] && ok || bad "$model: $(wc -l <"$T/batch.tsv") lines"
+        for sid in 1001 1017 1040 1064 1065 1080 2001 2002; do
+            its=$(awk -F'\t' -v s=$sid 'NR > 1 && $1 == s {print $2}' "$T/rec.tsv" | paste -sd, -)
+            "$BIN" recommend "$T/$model.rr" --items "$its" -k 7 --exclude-seen --json 2>/dev/null |
+                grep -o '"item": "[^"]*", "score": [^}]*' | sed 's/"item": "\([^"]*\)", "score": \(.*\)/\1 \2/' >"$T/one"
+            awk -F'\t' -v s=$sid '$1 == s {print $3, $4}' "$T/batch.tsv" >"$T/many"
+            [ -s "$T/one" ] && cmp -s "$T/one" "$T/many" && ok ||
+                bad "$model bits $bits session $sid: --sessions $(paste -sd' ' "$T/many") vs --items $(paste -sd' ' "$T/one")"
+        done
+    done
+done
+expect_rc 0 "recommend --sessions --json" "$BIN" recommend "$T/gru.rr" --sessions "$T/rec.tsv" -k 3 --json
+[ "$(wc -l <"$T/out")" -eq 82 ] && head -1 "$T/out" | grep -q '^{"session": "1001", "n_items": [0-9]*, "n_unknown": 0, "fallback": null, "recommendations": \[{"item": "' &&
+    grep -q '^{"session": "2001", "n_items": 0, "n_unknown": 1, "fallback": "popularity"' "$T/out" && ok ||
+    bad "--sessions --json: $(head -c 300 "$T/out")"
+expect_rc 2 "--items with --sessions" "$BIN" recommend "$T/gru.rr" --items 100 --sessions "$T/rec.tsv"
+expect_rc 2 "--output without --sessions" "$BIN" recommend "$T/gru.rr" --items 100 -o "$T/x.tsv"
+expect_rc 2 "bad --screen-bits" "$BIN" recommend "$T/gru.rr" --sessions "$T/rec.tsv" --screen-bits 4
+printf 'session_id\titem_id\ttimestamp\n1\t105\tnot-a-time\n' >"$T/broken_log.tsv"
+expect_rc 1 "malformed --sessions log" "$BIN" recommend "$T/gru.rr" --sessions "$T/broken_log.tsv"
+expect_err "broken_log.tsv:2" "malformed log row located"
+expect_rc 1 "unwritable --output" "$BIN" recommend "$T/gru.rr" --sessions "$T/rec.tsv" -o "$T/no/such/dir/x.tsv"
+
 # the project's own generator: every model trains and evaluates on the same
 # targets, each beats popularity, and training twice gives identical bytes
 if "$BIN" synth -q -n 20000 --items 500 --seed 3 -o "$T/syn.tsv" 2>"$T/err"; then
