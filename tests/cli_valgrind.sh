@@ -70,6 +70,9 @@ for k in gru iknn markov; do
     vg 0 "recommend $k" recommend "$T/$k.rr" --items "$first" -k 5
     [ "$(wc -l <"$T/out")" -eq 6 ] && ok || bad "recommend $k: $(cat "$T/out")"
 done
+vg 0 "recommend --sessions gru" recommend "$T/gru.rr" --sessions "$te" -k 5 -o "$T/recs.tsv"
+[ "$(head -1 "$T/recs.tsv")" = "$(printf 'session_id\trank\titem_id\tscore')" ] && [ "$(wc -l <"$T/recs.tsv")" -gt 5 ] &&
+    ok || bad "recommend --sessions: $(head -3 "$T/recs.tsv")"
 vg 0 "info gru" info "$T/gru.rr"
 
 # error paths: the message and exit code, and nothing leaked on the way out
@@ -79,6 +82,8 @@ expect_err "truncated" "truncated model"
 printf 'session_id\titem_id\ttimestamp\n1\t2\t3\n1\t2\tx\n' >"$T/bad.tsv"
 vg 1 "eval on a malformed log" eval "$T/gru.rr" "$T/bad.tsv"
 expect_err "bad.tsv:3:" "malformed log"
+vg 1 "recommend --sessions on a malformed log" recommend "$T/gru.rr" --sessions "$T/bad.tsv"
+expect_err "bad.tsv:3:" "malformed --sessions log"
 vg 1 "train on a malformed log" train -q --model gru $rnn --threads 1 "$T/bad.tsv" -o "$T/x.rr"
 
 echo "cli_valgrind: $n_vg runs under memcheck in $(($(date +%s) - t0)) s"
