@@ -284,6 +284,9 @@ static void test_endpoints(unsigned port) {
     json_t *j = json_loads(r.body ? r.body : "", 0, NULL);
     CHECK(j && !strcmp(json_string_value(json_object_get(j, "kind")), kind_used));
     CHECK(j && json_integer_value(json_object_get(j, "items")) > 0);
+    /* the ranking screen: 8 bits (the default) for a GRU on a CPU that runs it */
+    CHECK(j && json_integer_value(json_object_get(j, "screen_bits")) ==
+                   (!strcmp(kind_used, "gru") && rr_screen_supported() ? 8 : 0));
     CHECK(j && json_is_object(json_object_get(j, "hyperparameters")));
     CHECK(j && json_is_string(json_object_get(json_object_get(j, "training"), "train_events")));
     json_decref(j);

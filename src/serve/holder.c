@@ -221,9 +221,9 @@ rr_status srv_model_describe(srv_model *sm, const char *path, rr_error *err) {
     rr_sbuf_adds(&b, ",\"path\":");
     rr_sbuf_json_str(&b, path, strlen(path));
     rr_sbuf_printf(&b, ",\"file_bytes\":%lld,\"items\":%zu,\"load_seconds\":%.6f,\"loaded_at\":%.0f,"
-                       "\"state_bytes_estimate\":%zu,",
+                       "\"state_bytes_estimate\":%zu,\"screen_bits\":%d,",
                    sm->file_bytes, rr_model_n_items(sm->m), sm->load_seconds, sm->loaded_at,
-                   sm->state_bytes);
+                   sm->state_bytes, rr_model_screen_bits(sm->m));
     rr_sbuf_adds(&b, sm->meta_json);
     rr_sbuf_add(&b, "}", 1);
     free(sm->info);
