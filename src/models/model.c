@@ -427,8 +427,9 @@ static int rec_threads(void) {
  * bit (eval.h, head.h).  Whole tiles of 16 go through the fused engine; a
  * remainder of up to SMALL_REST sessions goes one at a time through the
  * item-major kernel (16 items per instruction instead of 16 sessions),
- * which costs about a fifth of a tile per session: a lone session is
- * ranked in ~80 us instead of ~380 (H 100, 41,581 items, docs/serve.md). */
+ * which costs about a sixth of a tile per session: a lone session is
+ * ranked in ~50 us instead of ~330 (H 100, 43,000 items, 8 bits;
+ * bench/bench_serve in docs/serve.md). */
 static rr_status rank_screened(const rr_model *m, const rr_head *hd, rec_ctx *c, size_t n_live, size_t kk,
                                int exclude_seen, rr_error *err) {
     const rr_screen *scr = m->screen;
