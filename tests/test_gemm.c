@@ -1,4 +1,5 @@
-/* test_gemm.c - the BLAS GEMM path against the plain reference kernels
+/* test_gemm.c - the BLAS GEMM path and the packed AVX-512 kernel against
+ * the plain reference kernels
  * (float and double) on random shapes with every transpose combination,
  * odd sizes, padded leading dimensions and alpha/beta cases; the row
  * kernels (gather, scatter-add with repeated rows, bias, column sums, axpy,
@@ -11,6 +12,8 @@
 #include "check.h"
 #include "nn/gemm.h"
 #include "util/util.h"
+
+static size_t g_avx512_cases; /* gemm_case calls the AVX-512 kernel ran */
 
 static size_t rnd_size(rr_rng *r, size_t lo, size_t hi) {
     return lo + (size_t)rr_rng_below(r, (uint64_t)(hi - lo + 1));
@@ -47,6 +50,11 @@ static int gemm_case(rr_rng *r, bool ta, bool tb, size_t M, size_t N, size_t K, 
     float *C3 = malloc((M * ldc + 1) * sizeof(float));
     memcpy(C3, C0, M * ldc * sizeof(float));
     rr_sgemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C3, ldc);
+    /* the packed AVX-512 kernel by itself (C4 = C0 where the CPU lacks it) */
+    float *C4 = malloc((M * ldc + 1) * sizeof(float));
+    memcpy(C4, C0, M * ldc * sizeof(float));
+    if (M && N && K && rr_sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C4, ldc)) g_avx512_cases++;
+    else memcpy(C4, C1, M * ldc * sizeof(float));
 
     /* |entries| <= K |alpha| + |beta|: float error bound with headroom. */
     const double tol = 4.0 * FLT_EPSILON * ((double)K * fabs((double)alpha) + fabs((double)beta) + 1);
@@ -57,16 +65,18 @@ static int gemm_case(rr_rng *r, bool ta, bool tb, size_t M, size_t N, size_t K, 
             if (j >= N) { /* padding is never written */
                 bad += !(memcmp(&C1[k], &C0[k], sizeof(float)) == 0);
                 bad += !(memcmp(&C2[k], &C0[k], sizeof(float)) == 0);
+                bad += !(memcmp(&C4[k], &C0[k], sizeof(float)) == 0);
                 continue;
             }
             bad += !(fabs((double)C1[k] - dC[k]) <= tol);
+            bad += !(fabs((double)C4[k] - dC[k]) <= tol);
             bad += !(fabs((double)C2[k] - dC[k]) <= tol);
             bad += !(memcmp(&C2[k], &C3[k], sizeof(float)) == 0); /* same kernel */
         }
     if (bad)
         fprintf(stderr, "gemm ta=%d tb=%d M=%zu N=%zu K=%zu alpha=%g beta=%g pad=%zu: %d bad\n", ta,
                 tb, M, N, K, alpha, beta, pad, bad);
-    free(A), free(B), free(C0), free(C1), free(C2), free(C3), free(dA), free(dB), free(dC);
+    free(A), free(B), free(C0), free(C1), free(C2), free(C3), free(C4), free(dA), free(dB), free(dC);
     return bad;
 }
 
@@ -89,7 +99,37 @@ static void check_gemm(void) {
     bad += gemm_case(&r, false, true, 32, 300, 100, 1.0f, 0.0f, 0);
     bad += gemm_case(&r, true, false, 300, 100, 32, 1.0f, 1.0f, 0);
     if (!check_small()) bad += gemm_case(&r, false, true, 32, 2080, 100, 1.0f, 0.0f, 0);
+    /* Past the AVX-512 kernel's blocks: K beyond one 256 slice, M beyond
+     * 128 rows, N beyond 2048 columns, ragged edges, every transpose. */
+    for (int it = 0; it < (check_small() ? 4 : 12); it++) {
+        bool ta = it & 1, tb = (it >> 1) & 1;
+        size_t M = rnd_size(&r, 9, 150), N = rnd_size(&r, 1, 90), K = rnd_size(&r, 200, 600);
+        bad += gemm_case(&r, ta, tb, M, N, K, alphas[it % 4], betas[it % 3], (size_t)it % 3);
+    }
+    bad += gemm_case(&r, false, true, 11, 2100, 40, 1.0f, 0.3f, 1);
     CHECK_MSG(bad == 0, "%d GEMM elements out of tolerance", bad);
+    if (rr_sgemm_avx512(false, false, 1, 1, 1, 1.0f, alphas, 1, alphas, 1, 0.0f, &(float){0}, 1))
+        CHECK(g_avx512_cases > 40); /* the kernel ran in the cases above */
+    else
+        printf("note: no AVX-512: the packed kernel is not tested here\n");
+
+    /* An entry of the AVX-512 kernel depends on its row, column and K only:
+     * the same rows computed among 150 and alone give the same bits. */
+    if (rr_sgemm_avx512(false, false, 1, 1, 1, 1.0f, alphas, 1, alphas, 1, 0.0f, &(float){0}, 1)) {
+        enum { MM = 150, NN = 70, KK = 530 };
+        float *A = malloc(MM * KK * sizeof(float)), *B = malloc(NN * KK * sizeof(float));
+        float *Cm = malloc(MM * NN * sizeof(float)), *Ci = malloc(NN * sizeof(float));
+        for (size_t i = 0; i < (size_t)MM * KK; i++) A[i] = 2 * rr_rng_uniformf(&r) - 1;
+        for (size_t i = 0; i < (size_t)NN * KK; i++) B[i] = 2 * rr_rng_uniformf(&r) - 1;
+        CHECK(rr_sgemm_avx512(false, true, MM, NN, KK, 1.0f, A, KK, B, KK, 0.0f, Cm, NN));
+        size_t diff = 0;
+        for (size_t i = 0; i < MM; i += 7) {
+            CHECK(rr_sgemm_avx512(false, true, 1, NN - 3, KK, 1.0f, A + i * KK, KK, B + 3 * KK, KK, 0.0f, Ci, NN));
+            diff += memcmp(Ci, Cm + i * NN + 3, (NN - 3) * sizeof(float)) != 0;
+        }
+        CHECK_MSG(diff == 0, "%zu rows differ between M = %d and M = 1", diff, MM);
+        free(A), free(B), free(Cm), free(Ci);
+    }
 
     /* A planted error must be seen: the kernels are not trivially equal. */
     float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {0};

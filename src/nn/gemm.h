@@ -29,6 +29,12 @@ void rr_dgemm_ref(bool transA, bool transB, size_t M, size_t N, size_t K, double
                   const double *A, size_t lda, const double *B, size_t ldb, double beta,
                   double *C, size_t ldc);
 
+/* The packed AVX-512 kernel of sgemm_avx512.c on the calling thread
+ * (false, nothing done, when the CPU lacks AVX-512F at build or run time
+ * or its buffers cannot be had); rr_sgemm picks it itself. */
+bool rr_sgemm_avx512(bool transA, bool transB, size_t M, size_t N, size_t K, float alpha, const float *A,
+                     size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
+
 /* Routes rr_sgemm to rr_sgemm_ref (tests).  Process-wide; set it before any
  * thread calls rr_sgemm.  Returns the previous setting. */
 bool rr_gemm_force_ref(bool on);
