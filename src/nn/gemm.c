@@ -197,7 +197,7 @@ void rr_sgemm(bool transA, bool transB, size_t M, size_t N, size_t K, float alph
      * thread pool.  On this project's machine OpenBLAS is pinned to its AVX2
      * kernels and the packed kernel runs the training shapes 1.5 to 2x as
      * fast (bench_gemm). */
-    if (M >= 32 && cpu_avx512() &&
+    if (M >= 32 && alpha != 0.0f && cpu_avx512() &&
         (omp_in_parallel() || openblas_get_num_threads() == 1 || (double)M * (double)N * (double)K < 4.0e6) &&
         rr_sgemm_avx512(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
         return;
